@@ -1,0 +1,71 @@
+"""The item catalogue a worker ranks over: ids, metadata and the encoded vectors as one matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    """An item's metadata; `ts` is when it entered the catalogue (for freshness)."""
+
+    item_id: str
+    title: str
+    tags: tuple[str, ...] = ()
+    ts: int = 0
+
+
+class Catalogue:
+    """Rows are appended as items arrive and replaced when an item is updated; the matrix is rebuilt lazily."""
+
+    def __init__(self, dim: int, device: str = "cpu") -> None:
+        self.dim = dim
+        self.device = device
+        self.items: list[CatalogueItem] = []
+        self.index: dict[str, int] = {}
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._matrix: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.index
+
+    def upsert(self, items: Sequence[CatalogueItem], vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
+        """Adds new items and replaces known ones (an item keeps its first `ts`)."""
+        new_rows = []
+        for item in items:
+            row = self.index.get(item.item_id)
+            if row is None:
+                self.index[item.item_id] = len(self.items)
+                self.items.append(item)
+                new_rows.append(vectors[item.item_id])
+            else:
+                self.items[row] = CatalogueItem(item.item_id, item.title, item.tags, self.items[row].ts)
+                self._vectors[row] = vectors[item.item_id]
+        if new_rows:
+            self._vectors = np.concatenate([self._vectors, np.stack(new_rows).astype(np.float32)])
+        self._matrix = None
+
+    def vector(self, item_id: str) -> npt.NDArray[np.float32]:
+        return self._vectors[self.index[item_id]]
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        return self._vectors
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The (items × dim) matrix on the scoring device."""
+        if self._matrix is None:
+            self._matrix = torch.from_numpy(self._vectors).to(self.device)
+        return self._matrix
+
+    def first_seen(self) -> npt.NDArray[np.int64]:
+        return np.fromiter((item.ts for item in self.items), dtype=np.int64, count=len(self.items))

@@ -1,0 +1,38 @@
+"""A user's top-k list with per-item factor contributions and reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+    contributions: dict[str, float]
+    reason: str
+
+
+@dataclass(frozen=True)
+class UserRecommendation:
+    user_id: str
+    ts: int
+    trigger_event_id: str
+    weights: dict[str, float]
+    items: tuple[RecommendedItem, ...]
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form of the Recommendation record."""
+        return {
+            "user_id": self.user_id,
+            "ts": self.ts,
+            "trigger_event_id": self.trigger_event_id,
+            "weights": self.weights,
+            "items": [
+                {"item_id": i.item_id, "score": i.score, "contributions": i.contributions, "reason": i.reason}
+                for i in self.items
+            ],
+            "latency_ms": self.latency_ms,
+        }

@@ -1,0 +1,33 @@
+"""Tunable constants of the weighting model, with the defaults used by the pipeline and the replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from weighting.event_strength import EventStrengths
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """How profiles decay, how sessions reset, and how fast weights learn."""
+
+    strengths: EventStrengths = field(default_factory=EventStrengths)
+    short_half_life_events: float = 4.0
+    short_half_life_ms: float = 2 * HOUR_MS
+    long_half_life_events: float = 300.0
+    long_half_life_ms: float = 90 * DAY_MS
+    query_half_life_ms: float = 1 * HOUR_MS
+    session_gap_ms: float = 30 * 60_000
+    session_reset: float = 0.25
+    velocity_smoothing: float = 0.7
+    extrapolation: float = 0.5
+    learning_rate: float = 2.0
+    prior_strength: float = 10.0
+    prior_smoothing: float = 0.01
+    prior_temperature: float = 8.0
+    entropy_strength: float = 0.5
+    recent_items: int = 20
+    remembered_event_ids: int = 512

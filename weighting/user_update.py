@@ -1,0 +1,102 @@
+"""Applies one behaviour event to a user's state: profiles, the feedback update of weights, bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from weighting.config import WeightingConfig
+from weighting.decay import decay_factor
+from weighting.entropy import modulate_by_entropy, normalised_entropy
+from weighting.hedge import hedge_step, rank_losses, shrink_to_prior, to_weights
+from weighting.interest_profile import decayed_profiles, unit, updated_velocity
+from weighting.user_state import RecentItem, UserState, Vector
+
+
+@dataclass(frozen=True)
+class ProfileEvent:
+    """The part of a behaviour event the weighting stage needs."""
+
+    event_id: str
+    kind: str
+    ts: int
+    item_id: str | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class EventInputs:
+    """What the encoder and the scorer contribute to one event's update."""
+
+    item_vector: Vector | None = None
+    item_tags: tuple[str, ...] = ()
+    query_vector: Vector | None = None
+    factor_ranks: npt.NDArray[np.float64] | None = None
+
+
+def apply_event(
+    state: UserState, event: ProfileEvent, inputs: EventInputs, config: WeightingConfig
+) -> tuple[UserState, npt.NDArray[np.float64] | None]:
+    """Returns the new state and the per-factor losses of the feedback step (None when there was none).
+
+    An event whose id was already applied returns the state unchanged, so redelivery counts nothing twice.
+    """
+    if event.event_id in state.applied_event_ids:
+        return state, None
+    elapsed = float(event.ts - state.last_ts) if state.n_events else 0.0
+    changes: dict[str, object] = {}
+    losses = None
+    if event.kind == "search" and inputs.query_vector is not None:
+        aged = state.query * decay_factor(float(event.ts - state.query_ts), config.query_half_life_ms)
+        changes.update(query=unit(aged + inputs.query_vector), query_ts=event.ts)
+    elif event.item_id is not None and inputs.item_vector is not None:
+        strength = config.strengths.of(event.kind, event.value)
+        long_term, short_term, velocity = decayed_profiles(
+            state.long_term, state.short_term, state.velocity, elapsed, config
+        )
+        new_short = (short_term + strength * inputs.item_vector).astype(np.float32)
+        changes.update(
+            long_term=(long_term + strength * inputs.item_vector).astype(np.float32),
+            short_term=new_short,
+            velocity=updated_velocity(short_term, new_short, velocity, config),
+            recent=(*state.recent, RecentItem(event.item_id, event.kind, strength, event.ts, inputs.item_tags))[
+                -config.recent_items :
+            ],
+            seen=state.seen | {event.item_id},
+        )
+        if inputs.factor_ranks is not None and strength != 0.0:
+            losses = rank_losses(inputs.factor_ranks, strength)
+            changes.update(
+                log_weights=hedge_step(state.log_weights, losses, config.learning_rate),
+                n_feedback=state.n_feedback + 1,
+            )
+    new_state = replace(
+        state,
+        version=state.version + 1,
+        n_events=state.n_events + 1,
+        last_ts=max(state.last_ts, event.ts),
+        applied_event_ids=(*state.applied_event_ids, event.event_id)[-config.remembered_event_ids :],
+        **changes,  # type: ignore[arg-type]
+    )
+    return new_state, losses
+
+
+def interest_entropy(state: UserState) -> float:
+    """The normalised entropy of the user's recent positive interests over item tags (item ids when untagged)."""
+    masses = (
+        (tag, item.strength / len(item.tags or (item.item_id,)))
+        for item in state.recent
+        if item.strength > 0
+        for tag in (item.tags or (item.item_id,))
+    )
+    return normalised_entropy(masses)
+
+
+def user_weights(
+    state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig
+) -> npt.NDArray[np.float64]:
+    """The factor weights used to rank for this user: Hedge weights shrunk to the prior, tilted by entropy."""
+    learned = shrink_to_prior(to_weights(state.log_weights), prior, state.n_feedback, config.prior_strength)
+    return modulate_by_entropy(learned, interest_entropy(state), config.entropy_strength)

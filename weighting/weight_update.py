@@ -1,0 +1,97 @@
+"""The WeightUpdate the weighting stage emits: a user's weights plus what the sink needs to score for them."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from weighting.config import WeightingConfig
+from weighting.decay import decay_factor
+from weighting.factors import FACTORS
+from weighting.interest_profile import predicted_interest, unit
+from weighting.user_state import UserState, Vector
+from weighting.user_update import user_weights
+
+ANCHOR_RECENCY = 0.85
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One of the user's recent items, with the weight it carries in co-visitation scoring and reasons."""
+
+    item_id: str
+    kind: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class WeightUpdate:
+    """A user's current factor weights and interest vectors; vectors travel as float16 bytes."""
+
+    user_id: str
+    ts: int
+    version: int
+    weights: npt.NDArray[np.float64]
+    short_term: Vector
+    long_term: Vector
+    query: Vector
+    anchors: tuple[Anchor, ...]
+    seen: frozenset[str]
+    trigger_event_id: str = ""
+    arrived_ms: float = 0.0
+
+    def weights_by_factor(self) -> dict[str, float]:
+        return {name: round(float(w), 6) for name, w in zip(FACTORS, self.weights, strict=True)}
+
+    def to_json(self) -> bytes:
+        def vec(v: Vector) -> str:
+            return base64.b64encode(v.astype(np.float16).tobytes()).decode()
+
+        return orjson.dumps({
+            "user_id": self.user_id, "ts": self.ts, "version": self.version, "weights": self.weights_by_factor(),
+            "short_term": vec(self.short_term), "long_term": vec(self.long_term), "query": vec(self.query),
+            "anchors": [[a.item_id, a.kind, a.weight] for a in self.anchors], "seen": sorted(self.seen),
+            "trigger_event_id": self.trigger_event_id, "arrived_ms": self.arrived_ms,
+        })
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> WeightUpdate:
+        data = orjson.loads(raw)
+
+        def vec(text: str) -> Vector:
+            return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
+
+        return cls(
+            user_id=data["user_id"], ts=data["ts"], version=data["version"],
+            weights=np.asarray([data["weights"][name] for name in FACTORS], dtype=np.float64),
+            short_term=vec(data["short_term"]), long_term=vec(data["long_term"]), query=vec(data["query"]),
+            anchors=tuple(Anchor(i, k, w) for i, k, w in data["anchors"]), seen=frozenset(data["seen"]),
+            trigger_event_id=data["trigger_event_id"], arrived_ms=data["arrived_ms"],
+        )
+
+
+def weight_update_for(
+    user_id: str, state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig, now_ts: int
+) -> WeightUpdate:
+    """Builds the user's WeightUpdate as of `now_ts` (event time)."""
+    anchors = [
+        Anchor(item.item_id, item.kind, item.strength * ANCHOR_RECENCY**age)
+        for age, item in enumerate(reversed(state.recent))
+        if item.strength > 0
+    ]
+    query_weight = decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
+    return WeightUpdate(
+        user_id=user_id,
+        ts=now_ts,
+        version=state.version,
+        weights=user_weights(state, prior, config),
+        short_term=predicted_interest(state.short_term, state.velocity, config),
+        long_term=unit(state.long_term),
+        query=(state.query * query_weight).astype(np.float32),
+        anchors=tuple(anchors),
+        seen=state.seen,
+    )
