@@ -78,16 +78,17 @@ class CatalogueScorer:
         return mask.to(self.catalogue.device)
 
     def percentile_ranks(self, update: WeightUpdate, item_id: str) -> npt.NDArray[np.float64] | None:
-        """Per factor, the share of unseen items ranked above `item_id` (0 = the factor ranked it first)."""
+        """Per factor, the share of the other unseen items ranked above `item_id` (ties count half; 0 = first)."""
         row = self.catalogue.index.get(item_id)
         if row is None:
             return None
         scores = self.factor_scores([update])[0]
         seen = self._seen_mask([update])[0]
-        seen[row] = False
+        seen[row] = True
         target = scores[:, row : row + 1]
         above = ((scores > target) & ~seen).sum(dim=1).double()
-        return (above / max(int((~seen).sum()) - 1, 1)).cpu().numpy()
+        ties = ((scores == target) & ~seen).sum(dim=1).double()
+        return ((above + 0.5 * ties) / max(int((~seen).sum()), 1)).cpu().numpy()
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         """The top-k unseen items for each user, with contributions and reasons."""

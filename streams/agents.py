@@ -1,0 +1,193 @@
+"""The agents: thin adapters that move records between topics and call the pure libraries.
+
+ingest (behaviour topics) -> windows -> encode -> encoded -> weigh -> weights -> rank -> recommendations.
+Stateful agents (ingest, weigh) handle one message at a time so every table write happens in the context of
+the message's own partition; stateless agents (encode, rank) take batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+import orjson
+from aiokafka import ConsumerRecord
+
+from encoders.cached_encoding import encode_queries
+from streams.app import (
+    app,
+    dead_letter_topic,
+    encoded_topic,
+    ingest_topic,
+    open_windows,
+    recommendations_topic,
+    runtime,
+    settings,
+    ticks_topic,
+    user_states,
+    weights_topic,
+    windows_topic,
+)
+from streams.catalogue_follower import follow_catalogue
+from streams.dead_letter import SourcePosition, dead_letter_record
+from streams.events import InvalidRecordError, parse_event
+from streams.windowing import WindowedEvent, decode_window, encode_window
+from weighting.user_state import UserState
+from weighting.user_update import ProfileEvent
+from weighting.weight_update import WeightUpdate
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+async def send_dead_letter(value: bytes | None, key: bytes | None, reason: str, source: SourcePosition) -> None:
+    """Writes the record to the dead-letter topic and waits for the broker's ack before the source is acked."""
+    runtime.dead_letters.add(reason)
+    log.warning("dead-lettered %s[%s]@%s: %s", source.topic, source.partition, source.offset, reason)
+    record = dead_letter_record(value, key, reason, source, int(now_ms()))
+    delivery = await dead_letter_topic.send(key=key, value=record)
+    await delivery
+
+
+async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
+    await send_dead_letter(record.value, record.key, reason,
+                           SourcePosition(record.topic, record.partition, record.offset))
+
+
+@app.task
+async def catalogue() -> None:
+    await follow_catalogue(runtime, dead_letter_item)
+
+
+async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
+    await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+    if user_id in open_windows:
+        del open_windows[user_id]
+    runtime.pending_windows.pop(user_id, None)
+    runtime.counters["window_flushes"] += 1
+
+
+@app.agent(ingest_topic)
+async def ingest(stream):  # type: ignore[no-untyped-def]
+    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
+    await runtime.catalogue_ready.wait()
+    policy = runtime.window_policy
+    async for event in stream.events():
+        message = event.message
+        arrived = now_ms()
+        if message.topic == settings.ticks_topic:
+            user_id = event.key.decode()
+            window = decode_window(open_windows.get(user_id))
+            if policy.is_due(window, arrived):
+                await flush_window(user_id, window)
+            continue
+        try:
+            parsed = parse_event(event.value, int(arrived), runtime.limits)
+            if event.key != parsed.user_id.encode():
+                raise InvalidRecordError("message key must be the event's user_id")
+            if parsed.item_id is not None and parsed.item_id not in runtime.model.catalogue:
+                raise InvalidRecordError(f"unknown item {parsed.item_id!r}")
+        except InvalidRecordError as error:
+            await send_dead_letter(event.value, event.key, str(error),
+                                   SourcePosition(message.topic, message.partition, message.offset))
+            continue
+        runtime.counters[f"events_in.{parsed.kind}"] += 1
+        window = decode_window(open_windows.get(parsed.user_id))
+        window.append(WindowedEvent(parsed, f"{message.topic}:{message.partition}:{message.offset}", arrived))
+        if policy.is_due(window, arrived):
+            await flush_window(parsed.user_id, window)
+        else:
+            open_windows[parsed.user_id] = encode_window(window)
+            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
+
+
+@app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
+async def tick_open_windows() -> None:
+    """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
+    now = now_ms()
+    due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
+    for user_id in due:
+        runtime.pending_windows.pop(user_id, None)
+        await ticks_topic.send(key=user_id.encode(), value=b"")
+
+
+def f16_text(vector: np.ndarray) -> str:
+    return base64.b64encode(vector.astype(np.float16).tobytes()).decode()
+
+
+def f16_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
+
+
+@app.agent(windows_topic)
+async def encode(stream):  # type: ignore[no-untyped-def]
+    """Encodes the search queries of a batch of windows in one encoder call."""
+    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        windows = [orjson.loads(raw) for raw in batch]
+        searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
+        vectors = await runtime.in_encoder_thread(encode_queries, [q for _, q in searches], runtime.encoder)
+        by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
+        for window in windows:
+            queries = {e["event_id"]: by_event[e["event_id"]] for e in window if e["event_id"] in by_event}
+            payload = orjson.dumps({"events": window, "queries": queries})
+            await encoded_topic.send(key=window[0]["user_id"].encode(), value=payload)
+
+
+def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[UserState, WeightUpdate, int]:  # type: ignore[type-arg]
+    """Runs the model over one window (in the encoder thread); returns the state, its update, events applied."""
+    model = runtime.model
+    state = UserState.from_bytes(raw_state) if raw_state else model.new_state()
+    applied = 0
+    windowed = [WindowedEvent.from_dict(e) for e in payload["events"]]
+    for item in windowed:
+        event = item.event
+        query = payload["queries"].get(event.event_id)
+        new_state = model.learn(
+            user_id, state, ProfileEvent(event.event_id, event.kind, event.ts, event.item_id, event.value),
+            f16_vector(query) if query else None,
+        )
+        applied += new_state is not state
+        state = new_state
+    last = windowed[-1]
+    update = replace(
+        model.weight_update(user_id, state, max(item.event.ts for item in windowed)),
+        trigger_event_id=last.event.event_id, arrived_ms=last.arrived_ms,
+    )
+    return state, update, applied
+
+
+@app.agent(encoded_topic)
+async def weigh(stream):  # type: ignore[no-untyped-def]
+    """Updates each user's state from an encoded window and emits the user's WeightUpdate."""
+    async for raw in stream:
+        payload = orjson.loads(raw)
+        user_id = payload["events"][0]["user_id"]
+        state, update, applied = await runtime.in_encoder_thread(apply_window, user_id, user_states.get(user_id),
+                                                                 payload)
+        user_states[user_id] = state.to_bytes()
+        runtime.counters["events_applied"] += applied
+        runtime.counters["events_duplicate"] += len(payload["events"]) - applied
+        await weights_topic.send(key=user_id.encode(), value=update.to_json())
+
+
+@app.agent(weights_topic)
+async def rank(stream):  # type: ignore[no-untyped-def]
+    """Scores the catalogue for a batch of users at once and writes their top-k lists."""
+    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        latest: dict[str, WeightUpdate] = {}
+        for raw in batch:
+            update = WeightUpdate.from_json(raw)
+            if update.user_id not in latest or latest[update.user_id].version <= update.version:
+                latest[update.user_id] = update
+        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
+                                                          settings.top_k)
+        for recommendation, update in zip(recommendations, latest.values(), strict=True):
+            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3))
+            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record.to_dict()))
+            runtime.counters["recommendations_out"] += 1

@@ -1,0 +1,42 @@
+"""The Faust app: `faust -A streams.app worker` (or `driftrec worker`). Settings come from the environment."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.runtime import WorkerRuntime
+from streams.settings import Settings
+
+settings = Settings.from_env()
+runtime = WorkerRuntime(settings)
+
+app = faust.App(
+    settings.app_id,
+    broker=["kafka://" + host for host in settings.bootstrap.split(",")],
+    store="rocksdb://",
+    datadir=f"{settings.data_dir}/faust",
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_in_thread=False,
+    table_standby_replicas=0,
+    broker_commit_every=500,
+    broker_commit_interval=1.0,
+)
+
+raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+ingest_topic = app.topic(*settings.behaviour_topics, settings.ticks_topic, **raw)
+ticks_topic = app.topic(settings.ticks_topic, **raw)
+windows_topic = app.topic(settings.windows_topic, **raw)
+encoded_topic = app.topic(settings.encoded_topic, **raw)
+weights_topic = app.topic(settings.weights_topic, **raw)
+recommendations_topic = app.topic(settings.recommendations_topic, **raw)
+dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
+
+open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
+user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
+
+import streams.agents  # noqa: E402,F401  (registers the agents on `app`)

@@ -1,0 +1,113 @@
+"""The `driftrec` command: produce, tail, worker, demo, topics, broker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streams.settings import Settings
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka_clients import idempotent_producer
+    from streams.produce import publish_lines
+
+    topic = args.topic or (settings.items_topic if args.items else settings.behaviour_topics[0])
+    items = args.items or topic == settings.items_topic
+    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
+    producer = idempotent_producer(settings)
+    try:
+        report = publish_lines(producer, topic, source, items=items, progress=args.file != "-")
+    finally:
+        producer.close()
+        source.close()
+    for line in report.lines("items" if items else "events", topic):
+        print(line)
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tail import follow, format_recommendation
+
+    try:
+        for rec in follow(settings, user=args.user, from_beginning=args.from_beginning):
+            print(format_recommendation(rec, {}, top=args.top), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics_admin import ensure_topics
+
+    ensure_topics(settings)
+    from streams.app import app
+
+    sys.argv = ["driftrec", "worker", "--loglevel", args.loglevel, *(["--without-web"] if args.without_web else [])]
+    app.main()
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(duration_s=args.duration, users=args.users, rate=args.rate)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics_admin import ensure_topics
+
+    created = ensure_topics(settings)
+    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.local_kafka import main as broker_main
+
+    return broker_main([args.action])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftrec", description="A real-time recommender over Apache Kafka.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    produce = commands.add_parser("produce", help="send JSONL events or items to Kafka")
+    produce.add_argument("file", help="a JSONL file, or - for standard input")
+    produce.add_argument("--topic", help="the target topic (default: the first behaviour topic)")
+    produce.add_argument("--items", action="store_true", help="the lines are catalogue items")
+    produce.set_defaults(run=_produce)
+    tail = commands.add_parser("tail", help="follow the recommendations topic")
+    tail.add_argument("--user")
+    tail.add_argument("--top", type=int, default=5)
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.set_defaults(run=_tail)
+    worker = commands.add_parser("worker", help="start a Faust worker (faust -A streams.app worker)")
+    worker.add_argument("--loglevel", default="info")
+    worker.add_argument("--without-web", action="store_true")
+    worker.set_defaults(run=_worker)
+    demo = commands.add_parser("demo", help="run the live demo on a local broker")
+    demo.add_argument("--duration", type=float, default=60.0)
+    demo.add_argument("--users", type=int, default=16)
+    demo.add_argument("--rate", type=float, default=30.0, help="events per second")
+    demo.set_defaults(run=_demo)
+    topics = commands.add_parser("topics", help="create the configured topics")
+    topics.set_defaults(run=_topics)
+    broker = commands.add_parser("broker", help="the local development broker")
+    broker.add_argument("action", choices=["up", "down", "status"])
+    broker.set_defaults(run=_broker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return int(args.run(args, settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Dead-letter records: the original bytes, where they came from, and a one-line reason."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a record was read."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def dead_letter_record(
+    value: bytes | None, key: bytes | None, reason: str, source: SourcePosition, now_ms: int
+) -> bytes:
+    """The JSON record written to the dead-letter topic; non-UTF-8 bytes travel as base64."""
+
+    def carried(raw: bytes | None) -> tuple[str | None, str]:
+        if raw is None:
+            return None, "null"
+        try:
+            return raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode(), "base64"
+
+    text, encoding = carried(value)
+    key_text, key_encoding = carried(key)
+    record: dict[str, Any] = {
+        "reason": reason, "topic": source.topic, "partition": source.partition, "offset": source.offset, "ts": now_ms,
+        "value": text, "value_encoding": encoding, "key": key_text, "key_encoding": key_encoding,
+    }
+    return orjson.dumps(record)
+
+
+def reason_category(reason: str) -> str:
+    """A short label for counting reasons: the words before any quote, number or colon."""
+    words = []
+    for word in reason.split():
+        if any(ch in word for ch in "'\"0123456789:"):
+            break
+        words.append(word)
+    return " ".join(words) or reason[:40]
+
+
+@dataclass
+class DeadLetterCounts:
+    """Dead-lettered records per reason category."""
+
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str) -> None:
+        self.by_reason[reason_category(reason)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())

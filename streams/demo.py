@@ -1,0 +1,116 @@
+"""The demo: a local broker, a worker, the built-in catalogue and synthetic users whose tastes shift."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+
+from deploy.local_kafka import LocalBroker, start, stop
+from streams.catalogue_data import builtin_catalogue
+from streams.kafka_clients import idempotent_producer
+from streams.produce import publish_lines
+from streams.settings import Settings, settings_env
+from streams.synthetic import behaviour_stream, make_users
+from streams.tail import follow, format_recommendation
+from streams.topics_admin import ensure_topics
+
+
+def run_settings(base: Settings, run_id: str) -> Settings:
+    """Fresh topics, consumer group and state directory for one run."""
+    prefix = f"driftrec-{run_id}"
+    return replace(
+        base, app_id=prefix, behaviour_topics=(f"{prefix}-events",), items_topic=f"{prefix}-items",
+        windows_topic=f"{prefix}-windows", encoded_topic=f"{prefix}-encoded", weights_topic=f"{prefix}-weights",
+        recommendations_topic=f"{prefix}-recommendations", dead_letter_topic=f"{prefix}-dead-letter",
+        ticks_topic=f"{prefix}-ticks", data_dir=str(Path(base.data_dir) / run_id),
+    )
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**os.environ, **settings_env(settings), "HF_HUB_OFFLINE": "1"},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def _produce_events(settings: Settings, users: int, events_per_user: int, rate: float, stop_flag: threading.Event,
+                    ) -> None:
+    items = builtin_catalogue()
+    people = make_users(users, sorted({t for i in items for t in i.tags}), seed=1, drift_share=0.5,
+                        switch_at=events_per_user // 2)
+    producer = idempotent_producer(settings)
+    topic = settings.behaviour_topics[0]
+    try:
+        for event in behaviour_stream(people, items, events_per_user, int(time.time() * 1000), seed=1):
+            if stop_flag.is_set():
+                break
+            producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
+            time.sleep(1.0 / rate)
+    finally:
+        producer.flush()
+        producer.close()
+
+
+def run_demo(duration_s: float = 60.0, users: int = 16, rate: float = 30.0, watch: int = 3) -> int:
+    started_broker = "KAFKA_BOOTSTRAP" not in os.environ
+    base = Settings.from_env()
+    if started_broker:
+        base = replace(base, bootstrap=start(LocalBroker()))
+    settings = run_settings(base, time.strftime("demo-%Y%m%d-%H%M%S"))
+    ensure_topics(settings)
+    worker = start_worker(settings, Path(settings.data_dir) / "worker.log")
+    print(f"worker started (pid {worker.pid}); log: {Path(settings.data_dir) / 'worker.log'}", flush=True)
+    items = builtin_catalogue()
+    titles = {item.item_id: item.title for item in items}
+    producer = idempotent_producer(settings)
+    for line in publish_lines(producer, settings.items_topic, (orjson.dumps(i.to_dict()) for i in items),
+                              items=True).lines("items", settings.items_topic):
+        print(line, flush=True)
+    producer.close()
+    stop_flag = threading.Event()
+    events_per_user = int(duration_s * rate / users) + 1
+    feeder = threading.Thread(target=_produce_events, args=(settings, users, events_per_user, rate, stop_flag),
+                              daemon=True)
+    feeder.start()
+    print(f"streaming {users} synthetic users at {rate:.0f} events/s for {duration_s:.0f}s; "
+          "half of them switch topic midway (Ctrl-C stops)", flush=True)
+    watched = {f"user-{i:04d}" for i in range(watch)}
+    last_top: dict[str, list[str]] = {}
+    deadline = time.monotonic() + duration_s
+    try:
+        for rec in follow(settings, from_beginning=True, until=deadline):
+            top = [item["item_id"] for item in rec["items"][:3]]
+            if rec["user_id"] in watched and top != last_top.get(rec["user_id"]):
+                last_top[rec["user_id"]] = top
+                print(format_recommendation(rec, titles, top=3), flush=True)
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+    finally:
+        stop_flag.set()
+        feeder.join(timeout=10)
+        stop_worker(worker)
+        if started_broker:
+            stop(LocalBroker())
+        print("demo stopped: worker and broker shut down", flush=True)
+    return 0

@@ -1,0 +1,66 @@
+"""The in-process objects one worker shares between its agents: encoder, catalogue, online model, counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+
+from encoders.cached_encoding import encode_with_cache
+from encoders.item_text import item_text
+from encoders.sentence_encoder import SentenceTransformerEncoder
+from encoders.vector_cache import VectorCache
+from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.online_model import OnlineModel
+from streams.dead_letter import DeadLetterCounts
+from streams.events import Item, Limits
+from streams.settings import Settings
+from streams.windowing import WindowPolicy
+
+
+class WorkerRuntime:
+    """Built lazily, so that importing the app (for tests, for the CLI) loads no model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = Limits(settings.max_payload_bytes, settings.max_text_chars, settings.max_future_ms,
+                             settings.max_age_ms)
+        self.window_policy = WindowPolicy(settings.window_max_events, settings.window_max_wait_ms)
+        self.dead_letters = DeadLetterCounts()
+        self.counters: Counter[str] = Counter()
+        self.pending_windows: dict[str, float] = {}
+        self.catalogue_ready = asyncio.Event()
+        self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+
+    @cached_property
+    def encoder(self) -> SentenceTransformerEncoder:
+        return SentenceTransformerEncoder(
+            self.settings.encoder_model, self.settings.encoder_device or None, self.settings.encoder_batch_size
+        )
+
+    @cached_property
+    def vector_cache(self) -> VectorCache:
+        return VectorCache(Path(self.settings.data_dir) / "item-vectors", self.encoder.model_name)
+
+    @cached_property
+    def model(self) -> OnlineModel:
+        return OnlineModel(Catalogue(self.encoder.dim, self.encoder.device))
+
+    def add_items(self, items: list[Item]) -> int:
+        """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""
+        latest = {item.item_id: item for item in items}
+        vectors, encoded = encode_with_cache(
+            {i: item_text(item.title, item.text, item.tags) for i, item in latest.items()},
+            self.encoder, self.vector_cache,
+        )
+        self.model.catalogue.upsert(
+            [CatalogueItem(item.item_id, item.title, item.tags, item.ts) for item in latest.values()], vectors
+        )
+        self.counters["items_encoded"] += encoded
+        return encoded
+
+    async def in_encoder_thread(self, function, *args):  # type: ignore[no-untyped-def]
+        """Runs blocking encoder or scoring work off the event loop, one call at a time."""
+        return await asyncio.get_running_loop().run_in_executor(self.encoder_pool, function, *args)

@@ -1,0 +1,67 @@
+"""Synthetic users with distinct (and optionally shifting) tastes, for the demo, tests and drift experiments."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from streams.events import BehaviorEvent, Item
+
+KIND_MIX = (("view", 0.55), ("click", 0.2), ("cart", 0.08), ("purchase", 0.04), ("search", 0.06), ("skip", 0.07))
+
+
+@dataclass(frozen=True)
+class SyntheticUser:
+    """A user who likes `topics` until event number `switch_at`, then `later_topics` (when given)."""
+
+    user_id: str
+    topics: tuple[str, ...]
+    later_topics: tuple[str, ...] = ()
+    switch_at: int | None = None
+
+    def topics_at(self, n: int) -> tuple[str, ...]:
+        if self.switch_at is not None and n >= self.switch_at and self.later_topics:
+            return self.later_topics
+        return self.topics
+
+
+def make_users(
+    n_users: int, topics: Sequence[str], seed: int = 0, drift_share: float = 0.0, switch_at: int = 20
+) -> list[SyntheticUser]:
+    """Users with one favourite topic each (round robin); a `drift_share` of them switch topic at `switch_at`."""
+    rng = random.Random(seed)
+    users = []
+    for i in range(n_users):
+        topic = topics[i % len(topics)]
+        drifts = rng.random() < drift_share
+        later = rng.choice([t for t in topics if t != topic]) if drifts else None
+        users.append(SyntheticUser(f"user-{i:04d}", (topic,), (later,) if later else (), switch_at if later else None))
+    return users
+
+
+def behaviour_stream(
+    users: Sequence[SyntheticUser], items: Sequence[Item], events_per_user: int, start_ts: int, seed: int = 0
+) -> Iterator[BehaviorEvent]:
+    """Interleaves the users' events in time order; positive events concern the user's current topics."""
+    rng = random.Random(seed)
+    by_topic: dict[str, list[Item]] = {}
+    for item in items:
+        for tag in item.tags:
+            by_topic.setdefault(tag, []).append(item)
+    kinds, weights = zip(*KIND_MIX, strict=True)
+    counts = dict.fromkeys((u.user_id for u in users), 0)
+    order = [u for u in users for _ in range(events_per_user)]
+    rng.shuffle(order)
+    for n, user in enumerate(order):
+        index = counts[user.user_id]
+        counts[user.user_id] += 1
+        topic = rng.choice(user.topics_at(index))
+        kind = rng.choices(kinds, weights)[0]
+        ts = start_ts + n * 1000
+        event_id = f"{user.user_id}-{index:05d}"
+        if kind == "search":
+            yield BehaviorEvent(event_id, user.user_id, kind, ts, query=f"{topic} {rng.choice(by_topic[topic]).title}")
+            continue
+        pool = by_topic[rng.choice([t for t in by_topic if t != topic])] if kind == "skip" else by_topic[topic]
+        yield BehaviorEvent(event_id, user.user_id, kind, ts, item_id=rng.choice(pool).item_id)
