@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from streams.runtime import WorkerRuntime
@@ -9,6 +11,7 @@ from streams.settings import Settings
 
 settings = Settings.from_env()
 runtime = WorkerRuntime(settings)
+Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     settings.app_id,

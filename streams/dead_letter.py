@@ -45,7 +45,10 @@ def reason_category(reason: str) -> str:
     """A short label for counting reasons: the words before any quote, number or colon."""
     words = []
     for word in reason.split():
-        if any(ch in word for ch in "'\"0123456789:"):
+        if word.endswith(":"):
+            words.append(word[:-1])
+            break
+        if any(ch in word for ch in "'\"0123456789"):
             break
         words.append(word)
     return " ".join(words) or reason[:40]

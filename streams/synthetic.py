@@ -41,7 +41,13 @@ def make_users(
 
 
 def behaviour_stream(
-    users: Sequence[SyntheticUser], items: Sequence[Item], events_per_user: int, start_ts: int, seed: int = 0
+    users: Sequence[SyntheticUser],
+    items: Sequence[Item],
+    events_per_user: int,
+    start_ts: int,
+    *,
+    seed: int = 0,
+    kind_mix: Sequence[tuple[str, float]] = KIND_MIX,
 ) -> Iterator[BehaviorEvent]:
     """Interleaves the users' events in time order; positive events concern the user's current topics."""
     rng = random.Random(seed)
@@ -49,7 +55,7 @@ def behaviour_stream(
     for item in items:
         for tag in item.tags:
             by_topic.setdefault(tag, []).append(item)
-    kinds, weights = zip(*KIND_MIX, strict=True)
+    kinds, weights = zip(*kind_mix, strict=True)
     counts = dict.fromkeys((u.user_id for u in users), 0)
     order = [u for u in users for _ in range(events_per_user)]
     rng.shuffle(order)

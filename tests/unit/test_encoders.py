@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from encoders.cached_encoding import encode_queries, encode_with_cache
+from encoders.item_text import item_text
+from encoders.vector_cache import VectorCache
+
+
+class CountingEncoder:
+    """Wraps the real encoder and counts the texts it was asked to encode."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.calls: list[int] = []
+
+    model_name = property(lambda self: self.inner.model_name)
+    dim = property(lambda self: self.inner.dim)
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.calls.append(len(texts))
+        return self.inner.encode(texts)
+
+
+def test_item_text_joins_fields() -> None:
+    assert item_text("Alien", None, ["sci-fi", " horror "]) == "Alien. sci-fi, horror."
+
+
+@pytest.mark.slow
+def test_real_encoder_separates_topics(encoder) -> None:  # type: ignore[no-untyped-def]
+    vectors = encoder.encode(["a spaceship orbiting Mars", "astronauts on a rocket to the moon", "baking sourdough"])
+    assert vectors.shape == (3, encoder.dim) and encoder.dim == 384
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(3), abs=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+@pytest.mark.slow
+def test_catalogue_is_encoded_once_per_model(encoder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    counting = CountingEncoder(encoder)
+    texts = {"i1": "Jazz piano trio", "i2": "Mountain hiking boots", "i3": "Sourdough bread"}
+    cache = VectorCache(tmp_path / "vectors", counting.model_name)
+    first, encoded = encode_with_cache(texts, counting, cache)
+    assert encoded == 3 and counting.calls == [3]
+    cache.close()
+    reopened = VectorCache(tmp_path / "vectors", counting.model_name)
+    second, encoded_again = encode_with_cache({**texts, "i4": "Compound interest"}, counting, reopened)
+    assert encoded_again == 1 and counting.calls == [3, 1]
+    for item_id in texts:
+        assert second[item_id] == pytest.approx(first[item_id])
+    other_model = VectorCache(tmp_path / "vectors-b", "another-model")
+    assert other_model.get_many(texts) == {}
+
+
+@pytest.mark.slow
+def test_duplicate_queries_encoded_once(encoder) -> None:  # type: ignore[no-untyped-def]
+    counting = CountingEncoder(encoder)
+    vectors = encode_queries(["jazz", "hiking", "jazz"], counting)
+    assert counting.calls == [2]
+    assert vectors[0] == pytest.approx(vectors[2])

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.covisitation import CoVisitation
+from sinks.decayed_counts import PopularityCounts
+from sinks.online_model import OnlineModel
+from sinks.scorer import standardise
+from weighting.factors import FACTORS, Factor
+from weighting.user_update import ProfileEvent
+
+DAY = 86_400_000
+
+
+def small_catalogue() -> Catalogue:
+    vectors = {"a1": [1, 0, 0], "a2": [0.9, 0.1, 0], "a3": [0.8, 0.2, 0], "b1": [0, 1, 0], "b2": [0, 0.9, 0.1]}
+    catalogue = Catalogue(3)
+    catalogue.upsert(
+        [CatalogueItem(i, f"title {i}", (i[0],), 0) for i in vectors],
+        {i: np.asarray(v, np.float32) / np.linalg.norm(v) for i, v in vectors.items()},
+    )
+    return catalogue
+
+
+def test_standardise_zeroes_constant_rows() -> None:
+    scores = torch.tensor([[[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]])
+    out = standardise(scores)
+    assert out[0, 0].tolist() == pytest.approx([-1.0, 0.0, 1.0])
+    assert out[0, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_forward_decayed_popularity_and_covisitation() -> None:
+    popularity = PopularityCounts(half_life_ms=DAY)
+    popularity.add(0, 1.0, 0)
+    popularity.add(1, 1.0, DAY)
+    assert popularity.counts[1] / popularity.counts[0] == pytest.approx(2.0)
+    covisit = CoVisitation(half_life_ms=DAY)
+    covisit.add(1, [0], 1.0, 0)
+    covisit.add(2, [0], 1.0, 0)
+    scores = covisit.scores([0], [1.0], 4)
+    assert scores.tolist() == pytest.approx([0.0, 0.5, 0.5, 0.0])
+
+
+def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
+    model = OnlineModel(small_catalogue())
+    state = model.new_state()
+    state = model.learn("u", state, ProfileEvent("e1", "purchase", 1000, "a1"))
+    state = model.learn("u", state, ProfileEvent("e2", "view", 2000, "a2"))
+    [rec] = model.recommend([model.weight_update("u", state, 2000)], k=3)
+    ids = [item.item_id for item in rec.items]
+    assert ids[0] == "a3" and "a1" not in ids and "a2" not in ids and len(set(ids)) == 3
+    assert rec.items[0].reason.startswith("because you ")
+    assert set(rec.items[0].contributions) == set(FACTORS)
+    total = sum(rec.items[0].contributions.values())
+    assert total == pytest.approx(rec.items[0].score, abs=1e-4)
+
+
+def test_percentile_ranks_count_ties_half() -> None:
+    model = OnlineModel(small_catalogue())
+    state = model.learn("u", model.new_state(), ProfileEvent("e1", "view", 0, "a1"))
+    ranks = model.scorer.percentile_ranks(model.weight_update("u", state, 0), "a2")
+    assert ranks is not None
+    assert ranks[Factor.SHORT_TERM] == 0.0
+    assert ranks[Factor.FRESHNESS] == pytest.approx(0.5)
+    assert ranks[Factor.QUERY] == pytest.approx(0.5)

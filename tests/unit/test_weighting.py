@@ -1,0 +1,116 @@
+import math
+
+import numpy as np
+import pytest
+
+from weighting.config import WeightingConfig
+from weighting.decay import decay_factor
+from weighting.entropy import modulate_by_entropy, normalised_entropy
+from weighting.factors import FACTORS, Factor
+from weighting.global_prior import GlobalPrior
+from weighting.hedge import hedge_step, rank_losses, shrink_to_prior, to_weights
+from weighting.interest_profile import decayed_profiles
+from weighting.user_state import UserState
+from weighting.user_update import EventInputs, ProfileEvent, apply_event, interest_entropy, user_weights
+
+CONFIG = WeightingConfig()
+
+
+def test_entropy_of_hand_checked_distributions() -> None:
+    assert normalised_entropy([("a", 1.0)]) == 0.0
+    assert normalised_entropy([("a", 1.0), ("b", 1.0), ("c", 1.0)]) == pytest.approx(1.0)
+    expected = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2)
+    assert normalised_entropy([("a", 3.0), ("b", 1.0)]) == pytest.approx(expected)
+    assert normalised_entropy([("a", 2.0), ("a", 2.0), ("b", -5.0)]) == 0.0
+
+
+def test_entropy_tilts_focused_users_to_short_term() -> None:
+    flat = np.full(len(FACTORS), 1 / len(FACTORS))
+    focused = modulate_by_entropy(flat, 0.0, 0.5)
+    scattered = modulate_by_entropy(flat, 1.0, 0.5)
+    assert focused.sum() == pytest.approx(1.0) and scattered.sum() == pytest.approx(1.0)
+    assert focused[Factor.SHORT_TERM] / focused[Factor.LONG_TERM] == pytest.approx(math.e)
+    assert scattered[Factor.LONG_TERM] / scattered[Factor.SHORT_TERM] == pytest.approx(math.e)
+    assert modulate_by_entropy(flat, 0.5, 0.5) == pytest.approx(flat)
+
+
+def test_hedge_moves_weight_to_the_factor_that_was_right() -> None:
+    log_w = hedge_step(np.zeros(2), np.array([0.1, 0.9]), learning_rate=2.0)
+    weights = to_weights(log_w)
+    assert weights[0] / weights[1] == pytest.approx(math.exp(1.6))
+    assert rank_losses(np.array([0.1, 0.9]), strength=-1.0) == pytest.approx([0.9, 0.1])
+
+
+def test_cold_start_uses_the_prior_then_the_user() -> None:
+    user, prior = np.array([0.9, 0.1]), np.array([0.5, 0.5])
+    assert shrink_to_prior(user, prior, 0, 10.0) == pytest.approx(prior)
+    assert shrink_to_prior(user, prior, 10, 10.0) == pytest.approx([0.7, 0.3])
+    assert shrink_to_prior(user, prior, 10_000, 10.0) == pytest.approx(user, abs=1e-3)
+
+
+def test_global_prior_learns_from_losses() -> None:
+    prior = GlobalPrior(smoothing=0.5, temperature=4.0)
+    assert prior.weights() == pytest.approx(np.full(len(FACTORS), 1 / len(FACTORS)))
+    losses = np.full(len(FACTORS), 0.5)
+    losses[Factor.COVISIT] = 0.0
+    prior.update(losses)
+    assert prior.weights().argmax() == Factor.COVISIT
+    assert prior.weights()[Factor.COVISIT] / prior.weights()[Factor.POPULARITY] == pytest.approx(math.exp(2.0))
+
+
+def test_decay_and_session_reset() -> None:
+    assert decay_factor(7200_000, 3600_000) == pytest.approx(0.25)
+    assert decay_factor(-5, 100) == 1.0
+    one = np.ones(2, np.float32)
+    config = WeightingConfig(short_half_life_events=1.0, short_half_life_ms=1e18, long_half_life_events=1e18,
+                             long_half_life_ms=1e18, session_gap_ms=1000, session_reset=0.1)
+    long_term, short_term, velocity = decayed_profiles(one, one, one, 10.0, config)
+    assert short_term == pytest.approx([0.5, 0.5]) and long_term == pytest.approx([1, 1])
+    assert velocity == pytest.approx([1, 1])
+    _, short_term, velocity = decayed_profiles(one, one, one, 5000.0, config)
+    assert short_term == pytest.approx([0.05, 0.05]) and velocity == pytest.approx([0, 0])
+
+
+def test_apply_event_updates_profiles_feedback_and_is_idempotent() -> None:
+    state = UserState.empty(2)
+    vector = np.array([1.0, 0.0], np.float32)
+    ranks = np.linspace(0.0, 1.0, len(FACTORS))
+    inputs = EventInputs(vector, ("jazz",), None, ranks)
+    state, losses = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
+    assert state.long_term == pytest.approx([5.0, 0.0]) and state.short_term == pytest.approx([5.0, 0.0])
+    assert losses == pytest.approx(ranks)
+    assert state.n_feedback == 1 and state.seen == {"i1"} and state.n_events == 1
+    assert to_weights(state.log_weights).argmax() == 0
+    again, losses_again = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
+    assert again is state and losses_again is None
+
+
+def test_skip_pushes_away_and_search_sets_query() -> None:
+    state = UserState.empty(2)
+    vector = np.array([0.0, 1.0], np.float32)
+    state, _ = apply_event(state, ProfileEvent("e1", "skip", 1000, "i1"), EventInputs(vector), CONFIG)
+    assert state.short_term[1] < 0
+    query = np.array([0.6, 0.8], np.float32)
+    state, _ = apply_event(state, ProfileEvent("e2", "search", 2000), EventInputs(query_vector=query), CONFIG)
+    assert state.query == pytest.approx(query) and state.query_ts == 2000
+
+
+def test_state_round_trips_through_bytes() -> None:
+    state = UserState.empty(3)
+    state, _ = apply_event(state, ProfileEvent("e1", "view", 5, "i1"),
+                           EventInputs(np.ones(3, np.float32), ("a", "b")), CONFIG)
+    restored = UserState.from_bytes(state.to_bytes())
+    assert restored.recent == state.recent and restored.seen == state.seen
+    assert restored.long_term == pytest.approx(state.long_term)
+    assert restored.applied_event_ids == ("e1",)
+
+
+def test_user_weights_use_entropy_of_recent_tags() -> None:
+    state = UserState.empty(2)
+    for n, tag in enumerate(["a", "a", "a"]):
+        state, _ = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
+                               EventInputs(np.ones(2, np.float32), (tag,)), CONFIG)
+    assert interest_entropy(state) == 0.0
+    prior = np.full(len(FACTORS), 1 / len(FACTORS))
+    weights = user_weights(state, prior, CONFIG)
+    assert weights[Factor.SHORT_TERM] > weights[Factor.LONG_TERM]
