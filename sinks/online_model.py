@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from sinks.catalogue import Catalogue
 from sinks.covisitation import CoVisitation
@@ -47,9 +48,17 @@ class OnlineModel:
         return weight_update_for(user_id, state, self.prior.weights(), self.config, now_ts)
 
     def learn(
-        self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
+        self,
+        user_id: str,
+        state: UserState,
+        event: ProfileEvent,
+        query_vector: Vector | None = None,
+        scores: torch.Tensor | None = None,
     ) -> UserState:
-        """Applies one event: the feedback step (ranks before the event), the profiles, the shared signals."""
+        """Applies one event: the feedback step (ranks before the event), the profiles, the shared signals.
+
+        `scores` are the user's factor scores before the event, when the caller already computed them.
+        """
         if event.event_id in state.applied_event_ids:
             return state
         item_vector: Vector | None = None
@@ -60,7 +69,8 @@ class OnlineModel:
             item_vector = self.catalogue.vectors[row]
             tags = self.catalogue.items[row].tags
             if self.learn_weights and state.n_events:
-                ranks = self.scorer.percentile_ranks(self.weight_update(user_id, state, event.ts), event.item_id)
+                update = self.weight_update(user_id, state, event.ts)
+                ranks = self.scorer.percentile_ranks(update, event.item_id, scores)
         new_state, losses = apply_event(state, event, EventInputs(item_vector, tags, query_vector, ranks), self.config)
         if losses is not None:
             self.prior.update(losses)

@@ -69,7 +69,7 @@ class CatalogueScorer:
         ).to(device)
         return standardise(torch.cat([content, rest], dim=1))
 
-    def _seen_mask(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
+    def seen_mask(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         mask = torch.zeros((len(updates), len(self.catalogue)), dtype=torch.bool)
         for b, update in enumerate(updates):
             rows = self._rows(list(update.seen))
@@ -77,13 +77,19 @@ class CatalogueScorer:
                 mask[b, rows] = True
         return mask.to(self.catalogue.device)
 
-    def percentile_ranks(self, update: WeightUpdate, item_id: str) -> npt.NDArray[np.float64] | None:
-        """Per factor, the share of the other unseen items ranked above `item_id` (ties count half; 0 = first)."""
+    def percentile_ranks(
+        self, update: WeightUpdate, item_id: str, scores: torch.Tensor | None = None
+    ) -> npt.NDArray[np.float64] | None:
+        """Per factor, the share of the other unseen items ranked above `item_id` (ties count half; 0 = first).
+
+        `scores` are the user's factor scores when the caller already has them (factors × items).
+        """
         row = self.catalogue.index.get(item_id)
         if row is None:
             return None
-        scores = self.factor_scores([update])[0]
-        seen = self._seen_mask([update])[0]
+        if scores is None:
+            scores = self.factor_scores([update])[0]
+        seen = self.seen_mask([update])[0]
         seen[row] = True
         target = scores[:, row : row + 1]
         above = ((scores > target) & ~seen).sum(dim=1).double()
@@ -96,7 +102,7 @@ class CatalogueScorer:
             return []
         scores = self.factor_scores(updates)
         weights = torch.from_numpy(np.stack([u.weights for u in updates])).float().to(scores.device)
-        fused = torch.einsum("bf,bfn->bn", weights, scores).masked_fill(self._seen_mask(updates), -math.inf)
+        fused = torch.einsum("bf,bfn->bn", weights, scores).masked_fill(self.seen_mask(updates), -math.inf)
         top_scores, top_rows = fused.topk(min(k, fused.shape[1]), dim=1)
         contributions = (weights.unsqueeze(2) * scores.gather(2, top_rows.unsqueeze(1).expand(-1, len(FACTORS), -1)))
         return [

@@ -1,0 +1,29 @@
+"""Tuning one global weight vector for the static fusion baseline, on the first part of a log only."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench.metrics import ranks_of_target
+
+
+def candidate_weights(n_factors: int, n_random: int, seed: int) -> torch.Tensor:
+    """One-hot vectors, the uniform vector and Dirichlet(0.5) samples, one per row."""
+    random = np.random.default_rng(seed).dirichlet(np.full(n_factors, 0.5), size=n_random)
+    return torch.cat([torch.eye(n_factors), torch.full((1, n_factors), 1.0 / n_factors),
+                      torch.from_numpy(random).float()])
+
+
+def tune_static_weights(
+    samples: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, n_random: int = 300, seed: int = 0
+) -> tuple[torch.Tensor, float]:
+    """The candidate with the best HR@k over the samples (factor scores, seen mask, target row)."""
+    n_factors = samples[0][0].shape[0]
+    candidates = candidate_weights(n_factors, n_random, seed)
+    hits = torch.zeros(len(candidates))
+    for scores, seen, row in samples:
+        fused = candidates @ scores.float()
+        hits += (ranks_of_target(fused, seen, row) < k).float()
+    best = int(hits.argmax())
+    return candidates[best], float(hits[best] / max(len(samples), 1))
