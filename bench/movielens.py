@@ -30,7 +30,9 @@ def _load_csv_layout(path: Path) -> tuple[list[Item], list[BehaviorEvent]]:
             for row in csv.DictReader(fh):
                 tags[row["movieId"]].append(row["tag"].strip().lower())
     with (path / "movies.csv").open(encoding="utf-8") as fh:
-        items = [_item(r["movieId"], r["title"], r["genres"].split("|"), tags[r["movieId"]]) for r in csv.DictReader(fh)]
+        items = [
+            _item(r["movieId"], r["title"], r["genres"].split("|"), tags[r["movieId"]]) for r in csv.DictReader(fh)
+        ]
     with (path / "ratings.csv").open(encoding="utf-8") as fh:
         rows = [(r["userId"], r["movieId"], r["rating"], r["timestamp"]) for r in csv.DictReader(fh)]
     return items, _rating_events(rows)

@@ -121,7 +121,8 @@ def replay(
 
 
 def format_table(result: ReplayResult, k: int) -> str:
-    header = f"{'method':28s} {'HR@' + str(k):>8s} {'NDCG@' + str(k):>9s} {'MRR@' + str(k):>8s} {'coverage':>9s} {'n':>7s}"
+    header = (f"{'method':28s} {'HR@' + str(k):>8s} {'NDCG@' + str(k):>9s} {'MRR@' + str(k):>8s} "
+              f"{'coverage':>9s} {'n':>7s}")
     lines = [header, "-" * len(header)]
     for name, m in result.metrics.items():
         lines.append(f"{name:28s} {m[f'HR@{k}']:8.4f} {m[f'NDCG@{k}']:9.4f} {m[f'MRR@{k}']:8.4f} "
