@@ -55,6 +55,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(duration_s=args.duration, users=args.users, rate=args.rate)
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.replay_command import run
+
+    return run(args, settings.data_dir, settings.encoder_model)
+
+
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
@@ -91,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=16)
     demo.add_argument("--rate", type=float, default=30.0, help="events per second")
     demo.set_defaults(run=_demo)
+    replay = commands.add_parser("replay", help="replay a log offline and compare against baselines")
+    from bench.replay_command import add_arguments
+
+    add_arguments(replay)
+    replay.set_defaults(run=_replay)
     topics = commands.add_parser("topics", help="create the configured topics")
     topics.set_defaults(run=_topics)
     broker = commands.add_parser("broker", help="the local development broker")
