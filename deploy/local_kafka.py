@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,6 +45,20 @@ class LocalBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def scram_port(self) -> int:
+        """A SASL_PLAINTEXT listener with SCRAM-SHA-256 beside the plaintext one."""
+        return self.port + 2
+
+    @property
+    def scram_file(self) -> Path:
+        return self.run_dir / "scram-credentials.json"
+
+    def scram_credentials(self) -> tuple[str, str]:
+        """The development user and password of the SCRAM listener (made when storage is formatted)."""
+        data = json.loads(self.scram_file.read_text())
+        return data["username"], data["password"]
 
     @property
     def libs(self) -> Path:
@@ -102,11 +118,15 @@ def _server_properties(broker: LocalBroker) -> str:
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{broker.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{broker.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker.port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{broker.scram_port},"
+            f"CONTROLLER://127.0.0.1:{broker.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{broker.scram_port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-256",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
             f"log.dirs={data}",
             "num.partitions=4",
             "auto.create.topics.enable=true",
@@ -134,17 +154,25 @@ def _java_command(broker: LocalBroker, main_class: str, *args: str) -> list[str]
 
 
 def _format_storage(broker: LocalBroker, config: Path) -> None:
-    if (broker.run_dir / "data" / "meta.properties").exists():
+    """Formats KRaft storage once, with a SCRAM-SHA-256 development user (a storage without one is re-made)."""
+    data = broker.run_dir / "data"
+    if (data / "meta.properties").exists() and broker.scram_file.exists():
         return
+    shutil.rmtree(data, ignore_errors=True)
+    username = "driftrec"
+    password = os.environ.get("DRIFTREC_KAFKA_SCRAM_PASSWORD") or secrets.token_urlsafe(18)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     result = subprocess.run(
-        _java_command(broker, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+        _java_command(broker, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+                      "--add-scram", f"SCRAM-SHA-256=[name={username},password={password}]"),
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
         raise BrokerError(f"formatting KRaft storage failed: {(result.stdout + result.stderr).strip()[-300:]}")
+    broker.scram_file.write_text(json.dumps({"username": username, "password": password}))
+    broker.scram_file.chmod(0o600)
 
 
 def _running_pid(broker: LocalBroker) -> int | None:

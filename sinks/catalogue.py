@@ -30,6 +30,7 @@ class Catalogue:
         self.index: dict[str, int] = {}
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._matrix: torch.Tensor | None = None
+        self._first_seen: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -52,6 +53,7 @@ class Catalogue:
         if new_rows:
             self._vectors = np.concatenate([self._vectors, np.stack(new_rows).astype(np.float32)])
         self._matrix = None
+        self._first_seen = None
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32]:
         return self._vectors[self.index[item_id]]
@@ -68,4 +70,7 @@ class Catalogue:
         return self._matrix
 
     def first_seen(self) -> npt.NDArray[np.int64]:
-        return np.fromiter((item.ts for item in self.items), dtype=np.int64, count=len(self.items))
+        """When each row entered the catalogue (ms)."""
+        if self._first_seen is None:
+            self._first_seen = np.fromiter((item.ts for item in self.items), dtype=np.int64, count=len(self.items))
+        return self._first_seen

@@ -70,8 +70,9 @@ class OnlineModel:
             tags = self.catalogue.items[row].tags
             if self.learn_weights and state.n_events:
                 update = self.weight_update(user_id, state, event.ts)
-                ranks = self.scorer.percentile_ranks(update, event.item_id, scores)
-        new_state, losses = apply_event(state, event, EventInputs(item_vector, tags, query_vector, ranks), self.config)
+                ranks = self.scorer.rank_losses(update, event.item_id, scores)
+        inputs = EventInputs(item_vector, tags, query_vector, ranks)
+        new_state, losses = apply_event(state, event, inputs, self.config)
         if losses is not None:
             self.prior.update(losses)
         if row is not None:

@@ -77,12 +77,14 @@ class CatalogueScorer:
                 mask[b, rows] = True
         return mask.to(self.catalogue.device)
 
-    def percentile_ranks(
+    def rank_losses(
         self, update: WeightUpdate, item_id: str, scores: torch.Tensor | None = None
     ) -> npt.NDArray[np.float64] | None:
-        """Per factor, the share of the other unseen items ranked above `item_id` (ties count half; 0 = first).
+        """Per factor, how far down it ranked `item_id` among the user's unseen items, on a log scale in [0, 1].
 
-        `scores` are the user's factor scores when the caller already has them (factors × items).
+        0 means the factor ranked the item first; ties count half. The log scale keeps resolution at the top of
+        the list, where a recommendation is won or lost. `scores` are the user's factor scores (factors x items)
+        when the caller already has them.
         """
         row = self.catalogue.index.get(item_id)
         if row is None:
@@ -94,7 +96,8 @@ class CatalogueScorer:
         target = scores[:, row : row + 1]
         above = ((scores > target) & ~seen).sum(dim=1).double()
         ties = ((scores == target) & ~seen).sum(dim=1).double()
-        return ((above + 0.5 * ties) / max(int((~seen).sum()), 1)).cpu().numpy()
+        candidates = max(int((~seen).sum()), 1)
+        return (torch.log1p(above + 0.5 * ties) / math.log1p(candidates)).cpu().numpy()
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         """The top-k unseen items for each user, with contributions and reasons."""

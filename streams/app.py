@@ -6,6 +6,7 @@ from pathlib import Path
 
 import faust
 
+from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
 
@@ -25,6 +26,8 @@ app = faust.App(
     web_host=settings.web_host,
     web_port=settings.web_port,
     web_in_thread=False,
+    web_tables_enabled=False,
+    broker_credentials=faust_credentials(settings),
     table_standby_replicas=0,
     broker_commit_every=500,
     broker_commit_interval=1.0,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.events import InvalidRecordError, Item, parse_item
+from streams.kafka_clients import aiokafka_config
 from streams.runtime import WorkerRuntime
 from streams.topics_admin import topic_partitions
 
@@ -24,7 +25,7 @@ DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> None:
     settings = runtime.settings
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**aiokafka_config(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = await asyncio.to_thread(topic_partitions, settings, settings.items_topic)

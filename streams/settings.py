@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 ENV_PREFIX = "DRIFTREC_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _default_bootstrap() -> str:
@@ -46,6 +47,11 @@ class Settings:
     max_text_chars: int = 2_000
     max_future_ms: int = 86_400_000
     max_age_ms: int = 50 * 365 * 86_400_000
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-256"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
 
     def __post_init__(self) -> None:
         positive = ("partitions", "window_max_events", "window_max_wait_ms", "batch_size", "top_k",
@@ -55,6 +61,10 @@ class Settings:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
         if not self.behaviour_topics:
             raise ValueError("setting behaviour_topics needs at least one topic")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"setting security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -24,12 +24,12 @@ def to_weights(log_weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return exp / exp.sum()
 
 
-def rank_losses(percentile_ranks: npt.NDArray[np.float64], strength: float) -> npt.NDArray[np.float64]:
-    """Each factor's loss for one event: the acted item's percentile rank under that factor (0 = ranked first).
+def rank_losses(scaled_ranks: npt.NDArray[np.float64], strength: float) -> npt.NDArray[np.float64]:
+    """Each factor's loss for one event: the acted item's scaled rank under that factor (0 = ranked first).
 
     For a negative event (a skip, a low rating) a factor that ranked the item high was wrong, so the loss flips.
     """
-    ranks = np.clip(percentile_ranks, 0.0, 1.0)
+    ranks = np.clip(scaled_ranks, 0.0, 1.0)
     return ranks if strength >= 0 else 1.0 - ranks
 
 

@@ -34,6 +34,7 @@ class EventInputs:
     item_tags: tuple[str, ...] = ()
     query_vector: Vector | None = None
     factor_ranks: npt.NDArray[np.float64] | None = None
+    """Per factor, the acted-on item's rank before the event, scaled to [0, 1] (0 = first)."""
 
 
 def apply_event(

@@ -56,11 +56,13 @@ def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
     assert total == pytest.approx(rec.items[0].score, abs=1e-4)
 
 
-def test_percentile_ranks_count_ties_half() -> None:
+def test_rank_losses_are_log_scaled_and_count_ties_half() -> None:
     model = OnlineModel(small_catalogue())
     state = model.learn("u", model.new_state(), ProfileEvent("e1", "view", 0, "a1"))
-    ranks = model.scorer.percentile_ranks(model.weight_update("u", state, 0), "a2")
-    assert ranks is not None
-    assert ranks[Factor.SHORT_TERM] == 0.0
-    assert ranks[Factor.FRESHNESS] == pytest.approx(0.5)
-    assert ranks[Factor.QUERY] == pytest.approx(0.5)
+    losses = model.scorer.rank_losses(model.weight_update("u", state, 0), "a2")
+    assert losses is not None
+    # a1 is seen; a2 competes with a3, b1, b2. a2 is the closest to a1, so short-term ranks it first
+    assert losses[Factor.SHORT_TERM] == 0.0
+    # a constant factor ties a2 with all 3 competitors: rank 1.5, on a log scale over 3 competitors
+    assert losses[Factor.FRESHNESS] == pytest.approx(np.log1p(1.5) / np.log1p(3))
+    assert losses[Factor.QUERY] == pytest.approx(np.log1p(1.5) / np.log1p(3))
