@@ -33,7 +33,7 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
-from streams.events import InvalidRecordError, parse_event
+from streams.ingest_routing import Rejected, route_event
 from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.user_update import ProfileEvent
@@ -46,18 +46,18 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
-async def send_dead_letter(value: bytes | None, key: bytes | None, reason: str, source: SourcePosition) -> None:
+async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source: SourcePosition) -> None:
     """Writes the record to the dead-letter topic and waits for the broker's ack before the source is acked."""
     runtime.dead_letters.add(reason)
     log.warning("dead-lettered %s[%s]@%s: %s", source.topic, source.partition, source.offset, reason)
-    record = dead_letter_record(value, key, reason, source, int(now_ms()))
     delivery = await dead_letter_topic.send(key=key, value=record)
     await delivery
 
 
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
-    await send_dead_letter(record.value, record.key, reason,
-                           SourcePosition(record.topic, record.partition, record.offset))
+    source = SourcePosition(record.topic, record.partition, record.offset)
+    await send_dead_letter(reason, dead_letter_record(record.value, record.key, reason, source, int(now_ms())),
+                           record.key, source)
 
 
 @app.task
@@ -87,24 +87,30 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
             if policy.is_due(window, arrived):
                 await flush_window(user_id, window)
             continue
-        try:
-            parsed = parse_event(event.value, int(arrived), runtime.limits)
-            if event.key != parsed.user_id.encode():
-                raise InvalidRecordError("message key must be the event's user_id")
-            if parsed.item_id is not None and parsed.item_id not in runtime.model.catalogue:
-                raise InvalidRecordError(f"unknown item {parsed.item_id!r}")
-        except InvalidRecordError as error:
-            await send_dead_letter(event.value, event.key, str(error),
-                                   SourcePosition(message.topic, message.partition, message.offset))
+        source = SourcePosition(message.topic, message.partition, message.offset)
+        routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
+                             catalogue=runtime.model.catalogue)
+        if isinstance(routed, Rejected):
+            await send_dead_letter(routed.reason, routed.record, event.key, source)
             continue
+        parsed = routed.event
         runtime.counters[f"events_in.{parsed.kind}"] += 1
         window = decode_window(open_windows.get(parsed.user_id))
-        window.append(WindowedEvent(parsed, f"{message.topic}:{message.partition}:{message.offset}", arrived))
+        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
         if policy.is_due(window, arrived):
             await flush_window(parsed.user_id, window)
         else:
             open_windows[parsed.user_id] = encode_window(window)
             runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
+
+
+@open_windows.on_recover
+async def register_recovered_windows() -> None:
+    """After recovery, windows left open by a previous run get their age-based flush again."""
+    for user_id, raw in open_windows.items():
+        window = decode_window(raw)
+        if window:
+            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
 
 
 @app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))

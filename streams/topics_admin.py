@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -11,11 +12,19 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.kafka_clients import client_config
 from streams.settings import Settings
 
+TABLES = ("open-windows", "user-states")
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelog topics Faust uses for the app's tables (compacted, same partition count as the sources)."""
+    return [f"{settings.app_id}-{table}-changelog" for table in TABLES]
+
 
 def all_topics(settings: Settings) -> list[str]:
     return [
         *settings.behaviour_topics, settings.items_topic, settings.windows_topic, settings.encoded_topic,
         settings.weights_topic, settings.recommendations_topic, settings.dead_letter_topic, settings.ticks_topic,
+        *changelog_topics(settings),
     ]
 
 
@@ -28,22 +37,39 @@ def topic_partitions(settings: Settings, topic: str) -> set[int]:
         consumer.close()
 
 
+def _wait_for_partitions(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(topics)
+    while pending and time.monotonic() < deadline:
+        pending = [t for t in pending if len(topic_partitions(settings, t)) != settings.partitions]
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"topics not ready after {timeout_s:.0f}s: {', '.join(pending)}")
+
+
 def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
-    """Creates the missing topics; returns the names it created."""
+    """Creates the missing topics and waits until each has its partitions; returns the names it created.
+
+    The table changelogs are created here too: a changelog Faust creates itself at start-up can still report
+    no partitions when the worker subscribes, which stops the stateful agents.
+    """
     admin = KafkaAdminClient(**client_config(settings))
     try:
         existing = set(admin.list_topics())
         missing = [name for name in dict.fromkeys(all_topics(settings)) if name not in existing]
+        compacted = {settings.items_topic, *changelog_topics(settings)}
         new_topics = [
             NewTopic(
                 name, settings.partitions, replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name == settings.items_topic else {},
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
             )
             for name in missing
         ]
         if new_topics:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new_topics)
+        _wait_for_partitions(settings, missing)
         return missing
     finally:
         admin.close()
