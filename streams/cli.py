@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NEEDS_KAFKA = frozenset({"produce", "tail", "worker", "topics"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -117,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.command in NEEDS_KAFKA:
+        from streams.connection_check import KafkaUnavailableError, check_connection
+
+        try:
+            check_connection(settings)
+        except KafkaUnavailableError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     return int(args.run(args, settings))
 
 
