@@ -27,6 +27,23 @@ def standardise(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(std > 1e-9, (scores - mean) / std.clamp_min(1e-9), torch.zeros_like(scores))
 
 
+def reciprocal_ranks(scores: torch.Tensor, offset: float = 20.0) -> torch.Tensor:
+    """Replaces each factor's scores by offset/(offset + rank), rank = items scoring strictly higher.
+
+    Fusing reciprocal ranks (as in reciprocal-rank fusion) is robust to the very different shapes of the factor
+    distributions; tied items share a rank, so a constant factor stays constant.
+
+    >>> reciprocal_ranks(torch.tensor([[[3.0, 1.0, 3.0, 2.0]]]), offset=1.0).tolist()
+    [[[1.0, 0.25, 1.0, 0.3333333432674408]]]
+    """
+    descending = scores.sort(dim=-1, descending=True).values
+    ranks = torch.searchsorted(-descending.contiguous(), -scores.contiguous(), right=False)
+    return offset / (offset + ranks.to(scores.dtype))
+
+
+NORMALISATIONS = {"zscore": standardise, "reciprocal_rank": reciprocal_ranks}
+
+
 class CatalogueScorer:
     """Holds the shared, non-personal signals (catalogue, popularity, co-visitation) and ranks for users."""
 
@@ -36,17 +53,19 @@ class CatalogueScorer:
         popularity: PopularityCounts,
         covisitation: CoVisitation,
         freshness_half_life_ms: float = 14 * DAY_MS,
+        normalisation: str = "zscore",
     ) -> None:
         self.catalogue = catalogue
         self.popularity = popularity
         self.covisitation = covisitation
         self.freshness_half_life_ms = freshness_half_life_ms
+        self.normalise = NORMALISATIONS[normalisation]
 
     def _rows(self, item_ids: Sequence[str]) -> list[int]:
         return [self.catalogue.index[i] for i in item_ids if i in self.catalogue.index]
 
     def factor_scores(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
-        """A (users × factors × items) tensor of standardised factor scores."""
+        """A (users × factors × items) tensor of factor scores, each normalised over the catalogue."""
         catalogue = self.catalogue
         n_items = len(catalogue)
         device = catalogue.device
@@ -67,7 +86,7 @@ class CatalogueScorer:
             ],
             dim=1,
         ).to(device)
-        return standardise(torch.cat([content, rest], dim=1))
+        return self.normalise(torch.cat([content, rest], dim=1))
 
     def seen_mask(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         mask = torch.zeros((len(updates), len(self.catalogue)), dtype=torch.bool)

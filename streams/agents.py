@@ -54,6 +54,14 @@ async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source
     await delivery
 
 
+async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, topic: str) -> None:
+    """A message a stage failed on goes to the dead-letter topic (never silently dropped) and is counted."""
+    log.exception("stage failed on a message from %s", topic)
+    source = SourcePosition(topic, -1, -1)
+    reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
+
+
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
     source = SourcePosition(record.topic, record.partition, record.offset)
     await send_dead_letter(reason, dead_letter_record(record.value, record.key, reason, source, int(now_ms())),
@@ -134,10 +142,16 @@ def f16_vector(text: str) -> np.ndarray:
 @app.agent(windows_topic)
 async def encode(stream):  # type: ignore[no-untyped-def]
     """Encodes the search queries of a batch of windows in one encoder call."""
+    await runtime.catalogue_ready.wait()
     async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
         windows = [orjson.loads(raw) for raw in batch]
         searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
-        vectors = await runtime.in_encoder_thread(encode_queries, [q for _, q in searches], runtime.encoder)
+        try:
+            vectors = await runtime.in_encoder_thread(encode_queries, [q for _, q in searches], runtime.encoder)
+        except Exception as error:
+            for raw in batch:
+                await dead_letter_internal(raw, None, error, settings.windows_topic)
+            continue
         by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
         for window in windows:
             queries = {e["event_id"]: by_event[e["event_id"]] for e in window if e["event_id"] in by_event}
@@ -171,11 +185,16 @@ def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
     """Updates each user's state from an encoded window and emits the user's WeightUpdate."""
+    await runtime.catalogue_ready.wait()
     async for raw in stream:
         payload = orjson.loads(raw)
         user_id = payload["events"][0]["user_id"]
-        state, update, applied = await runtime.in_encoder_thread(apply_window, user_id, user_states.get(user_id),
-                                                                 payload)
+        try:
+            state, update, applied = await runtime.in_encoder_thread(apply_window, user_id,
+                                                                     user_states.get(user_id), payload)
+        except Exception as error:
+            await dead_letter_internal(raw, user_id.encode(), error, settings.encoded_topic)
+            continue
         user_states[user_id] = state.to_bytes()
         runtime.counters["events_applied"] += applied
         runtime.counters["events_duplicate"] += len(payload["events"]) - applied
@@ -185,14 +204,20 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
 @app.agent(weights_topic)
 async def rank(stream):  # type: ignore[no-untyped-def]
     """Scores the catalogue for a batch of users at once and writes their top-k lists."""
+    await runtime.catalogue_ready.wait()
     async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
         latest: dict[str, WeightUpdate] = {}
         for raw in batch:
             update = WeightUpdate.from_json(raw)
             if update.user_id not in latest or latest[update.user_id].version <= update.version:
                 latest[update.user_id] = update
-        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
-                                                          settings.top_k)
+        try:
+            recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
+                                                              settings.top_k)
+        except Exception as error:
+            for raw in batch:
+                await dead_letter_internal(raw, None, error, settings.weights_topic)
+            continue
         for recommendation, update in zip(recommendations, latest.values(), strict=True):
             record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3))
             await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record.to_dict()))

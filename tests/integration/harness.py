@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
@@ -113,6 +113,26 @@ class PipelineRun:
             timeout_s,
         )
         return {user: value["version"] for user, value in latest.items()}
+
+    def group_lag(self) -> dict[str, int]:
+        """Per input topic, how many records the worker's consumer group has not committed yet."""
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap)
+        try:
+            committed = admin.list_group_offsets(self.settings.app_id)[self.settings.app_id]
+            lag = {}
+            inputs = (*self.settings.behaviour_topics, self.settings.windows_topic, self.settings.encoded_topic,
+                      self.settings.weights_topic)
+            for topic in inputs:
+                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+                ends = consumer.end_offsets(partitions)
+                lag[topic.rsplit("-", 1)[-1]] = sum(
+                    end - max(committed.get(tp).offset if committed.get(tp) else 0, 0) for tp, end in ends.items()
+                )
+            return lag
+        finally:
+            consumer.close()
+            admin.close()
 
     def read_all(self, topic: str) -> list[dict[str, Any]]:
         consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.bootstrap, auto_offset_reset="earliest",

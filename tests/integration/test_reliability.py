@@ -54,12 +54,14 @@ def test_sigkilled_worker_loses_nothing_and_counts_nothing_twice(kafka_bootstrap
         run.produce(chunks[2])
         counts = run.applied_counts(timeout_s=300)
         recommendations = run.final_recommendations(timeout_s=60)
+        lag = run.group_lag()
     finally:
         run.stop()
     assert sum(run.produced.values()) == len(events) >= 3000
     lost = {u: (n, counts.get(u)) for u, n in run.produced.items() if counts.get(u, 0) < n}
     doubled = {u: (n, counts[u]) for u, n in run.produced.items() if counts.get(u, 0) > n}
-    assert not lost, f"users with lost events (produced, applied): {list(lost.items())[:5]}\n{run.log_tail()}"
+    assert not lost, (f"users with lost events (produced, applied): {list(lost.items())[:5]}; "
+                      f"uncommitted input per topic: {lag}\n{run.log_tail()}")
     assert not doubled, f"users with events counted twice: {list(doubled.items())[:5]}"
     assert set(recommendations) == set(run.produced)
 
