@@ -1,0 +1,128 @@
+"""Agent tests with Faust's test_context: each agent fed directly, its outgoing topics replaced by fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from unittest.mock import AsyncMock
+
+import numpy as np
+import orjson
+import pytest
+
+from sinks.catalogue import CatalogueItem
+
+pytest.importorskip("faust")
+
+from streams import agents
+from streams.app import app, runtime
+from weighting.weight_update import WeightUpdate
+
+
+class TopicEncoder:
+    """A deterministic stand-in for the sentence-transformers model: one axis per topic word."""
+
+    model_name = "topic-axes"
+    dim = 4
+    device = "cpu"
+    words = ("space", "cooking", "jazz", "hiking")
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        rows = [[float(w in t.lower()) + 0.01 for w in self.words] for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
+    """The app finalised on a memory store, flow control resumed, and a small catalogue loaded."""
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    encoder = TopicEncoder()
+    monkeypatch.setitem(runtime.__dict__, "encoder", encoder)
+    from sinks.catalogue import Catalogue
+    from sinks.online_model import OnlineModel
+
+    model = OnlineModel(Catalogue(encoder.dim))
+    items = [CatalogueItem(f"{w}-{i}", f"{w} story {i}", (w,), 0) for w in encoder.words for i in range(3)]
+    model.catalogue.upsert(items, dict(zip([i.item_id for i in items], encoder.encode([i.title for i in items]),
+                                           strict=True)))
+    monkeypatch.setitem(runtime.__dict__, "model", model)
+    runtime.catalogue_ready.set()
+    yield runtime
+    runtime.catalogue_ready.clear()
+
+
+def event(user: str, n: int, kind: str = "view", item: str | None = "space-0", query: str | None = None) -> bytes:
+    data = {"event_id": f"{user}-{n}", "user_id": user, "kind": kind, "ts": int(time.time() * 1000)}
+    if item:
+        data["item_id"] = item
+    if query:
+        data["query"] = query
+    return orjson.dumps(data)
+
+
+@pytest.mark.asyncio
+async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    windows, dead = AsyncMock(), AsyncMock(return_value=asyncio.sleep(0))
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    monkeypatch.setattr(agents.dead_letter_topic, "send", dead)
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u1", 0), key=b"u1")
+        await agent.put(b"{broken", key=b"u1")
+        await agent.put(event("u1", 1, kind="purchase", item="jazz-1"), key=b"u1")
+    assert dead.await_count == 1
+    assert orjson.loads(dead.await_args.kwargs["value"])["reason"].startswith("malformed JSON")
+    assert windows.await_count == 1
+    flushed = orjson.loads(windows.await_args.kwargs["value"])
+    assert [e["event_id"] for e in flushed] == ["u1-0", "u1-1"]
+
+
+@pytest.mark.asyncio
+async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    encoded = AsyncMock()
+    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
+    window = [{"event_id": "u1-0", "user_id": "u1", "kind": "search", "ts": 1, "query": "jazz records",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with agents.encode.test_context() as agent:
+        await agent.put(orjson.dumps(window), key=b"u1")
+        await asyncio.sleep(0.2)
+    payload = orjson.loads(encoded.await_args.kwargs["value"])
+    vector = agents.f16_vector(payload["queries"]["u1-0"])
+    assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
+
+
+@pytest.mark.asyncio
+async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights = AsyncMock()
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
+               "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
+    redelivered = window + window
+    async with agents.weigh.test_context() as agent:
+        await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
+        await asyncio.sleep(0.3)
+    updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
+    assert [u.version for u in updates] == [3]
+    assert updates[-1].seen == {"hiking-0", "hiking-1", "hiking-2"}
+    assert int(np.argmax(updates[-1].long_term)) == TopicEncoder.words.index("hiking")
+
+
+@pytest.mark.asyncio
+async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    recommendations = AsyncMock()
+    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
+    model = worker_runtime.model
+    state = model.new_state()
+    from weighting.user_update import ProfileEvent
+
+    state = model.learn("u3", state, ProfileEvent("u3-0", "purchase", 1, "cooking-0"))
+    update = model.weight_update("u3", state, 1)
+    async with agents.rank.test_context() as agent:
+        await agent.put(update.to_json(), key=b"u3")
+        await asyncio.sleep(0.2)
+    rec = orjson.loads(recommendations.await_args.kwargs["value"])
+    ids = [item["item_id"] for item in rec["items"]]
+    assert len(ids) == 10 and "cooking-0" not in ids
+    assert set(ids[:2]) == {"cooking-1", "cooking-2"}
