@@ -28,6 +28,7 @@ from weighting.config import WeightingConfig
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
 from weighting.user_update import ProfileEvent
+from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
 
@@ -51,6 +52,8 @@ class ReplayResult:
     events: int
     seconds: float
     weight_history: dict[str, list[tuple[int, list[float]]]] = field(default_factory=dict)
+    hits: dict[str, list[str]] = field(default_factory=dict)
+    """Per method, the ids of the evaluated events that were hits (for analyses such as drift recovery)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "static_weights": self.static_weights, "tuning_hr": self.tuning_hr,
@@ -84,6 +87,7 @@ def replay(
     tuning: list[tuple[torch.Tensor, torch.Tensor, int]] = []
     tuned, tuning_hr = False, 0.0
     states: dict[str, UserState] = {}
+    hits: dict[str, list[str]] = {}
     history: dict[str, list[tuple[int, list[float]]]] = {user: [] for user in tracked_users}
     for index, event in enumerate(tqdm(events, disable=not options.progress, unit=" events", mininterval=2)):
         if index >= split and not tuned:
@@ -108,6 +112,8 @@ def replay(
                 tops = fused.masked_fill(seen.unsqueeze(0), float("-inf")).topk(options.k, dim=1).indices.tolist()
                 for name, rank, top in zip(names, ranks, tops, strict=True):
                     metrics[name].add(int(rank), top)
+                    if rank < options.k:
+                        hits.setdefault(name, []).append(event.event_id)
             if event.user_id in history:
                 history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
         states[event.user_id] = model.learn(
@@ -118,6 +124,7 @@ def replay(
         metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
         tuning_hr=tuning_hr, events=len(events), seconds=time.monotonic() - started, weight_history=history,
+        hits=hits,
     )
 
 
@@ -129,3 +136,25 @@ def format_table(result: ReplayResult, k: int) -> str:
         lines.append(f"{name:28s} {m[f'HR@{k}']:8.4f} {m[f'NDCG@{k}']:9.4f} {m[f'MRR@{k}']:8.4f} "
                      f"{m['coverage']:9.4f} {int(m['evaluations']):7d}")
     return "\n".join(lines)
+
+
+def recommendation_trace(
+    catalogue: Catalogue, events: Sequence[BehaviorEvent], k: int, config: WeightingConfig | None = None
+) -> list[tuple[str, list[str]]]:
+    """After each event, the acting user's top-k item ids: what the live pipeline emits with one-event windows.
+
+    The WeightUpdate goes through its wire codec (float16 vectors), exactly as it travels on the weights topic.
+    """
+    model = OnlineModel(catalogue, config)
+    states: dict[str, UserState] = {}
+    trace = []
+    for event in events:
+        state = model.learn(
+            event.user_id, states.get(event.user_id) or model.new_state(),
+            ProfileEvent(event.event_id, event.kind, event.ts, event.item_id, event.value),
+        )
+        states[event.user_id] = state
+        update = WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json())
+        [recommendation] = model.recommend([update], k)
+        trace.append((event.event_id, [item.item_id for item in recommendation.items]))
+    return trace

@@ -29,5 +29,6 @@ class WeightingConfig:
     prior_smoothing: float = 0.01
     prior_temperature: float = 8.0
     entropy_strength: float = 0.5
+    drift_strength: float = 4.0
     recent_items: int = 20
     remembered_event_ids: int = 512

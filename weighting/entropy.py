@@ -48,3 +48,19 @@ def modulate_by_entropy(
     scaled[list(FOCUS_FACTORS)] *= tilt
     scaled[list(BREADTH_FACTORS)] /= tilt
     return scaled / scaled.sum()
+
+
+def modulate_by_drift(weights: npt.NDArray[np.float64], drift: float, strength: float) -> npt.NDArray[np.float64]:
+    """Shifts weight from the long-term factor to short-term and query while the interest is moving.
+
+    `drift` in [0, 1] is how far the short-term profile has turned away from the long-term one; focus factors
+    are scaled by exp(strength·drift), the long-term factor by its inverse; the result sums to 1.
+
+    >>> modulate_by_drift(np.array([0.5, 0.5, 0, 0, 0, 0]), 1.0, math.log(2)).round(3).tolist()[:2]
+    [0.8, 0.2]
+    """
+    tilt = math.exp(strength * drift)
+    scaled = weights.astype(np.float64).copy()
+    scaled[list(FOCUS_FACTORS)] *= tilt
+    scaled[Factor.LONG_TERM] /= tilt
+    return scaled / scaled.sum()

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
-from weighting.entropy import modulate_by_entropy, normalised_entropy
+from weighting.entropy import modulate_by_drift, modulate_by_entropy, normalised_entropy
 from weighting.hedge import hedge_step, rank_losses, shrink_to_prior, to_weights
 from weighting.interest_profile import decayed_profiles, unit, updated_velocity
 from weighting.user_state import RecentItem, UserState, Vector
@@ -95,9 +95,20 @@ def interest_entropy(state: UserState) -> float:
     return normalised_entropy(masses)
 
 
+def interest_drift(state: UserState) -> float:
+    """How far the short-term interest has turned from the long-term one: (1 - cos) / 2, in [0, 1]."""
+    short_norm, long_norm = float(np.linalg.norm(state.short_term)), float(np.linalg.norm(state.long_term))
+    if short_norm == 0.0 or long_norm == 0.0:
+        return 0.0
+    cosine = float(state.short_term @ state.long_term) / (short_norm * long_norm)
+    return (1.0 - cosine) / 2.0
+
+
 def user_weights(
     state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig
 ) -> npt.NDArray[np.float64]:
-    """The factor weights used to rank for this user: Hedge weights shrunk to the prior, tilted by entropy."""
+    """The factor weights used to rank for this user: Hedge weights shrunk to the prior, tilted by the entropy
+    of recent interests and by the drift of the short-term interest away from the long-term one."""
     learned = shrink_to_prior(to_weights(state.log_weights), prior, state.n_feedback, config.prior_strength)
-    return modulate_by_entropy(learned, interest_entropy(state), config.entropy_strength)
+    focused = modulate_by_entropy(learned, interest_entropy(state), config.entropy_strength)
+    return modulate_by_drift(focused, interest_drift(state), config.drift_strength)

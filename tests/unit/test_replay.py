@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from bench.metrics import MethodMetrics, ranks_of_target
-from bench.replay import STATIC, ReplayOptions, replay
+from bench.replay import DYNAMIC, STATIC, ReplayOptions, replay
 from bench.static_tuning import tune_static_weights
 from sinks.catalogue import Catalogue, CatalogueItem
 from streams.events import Item
@@ -66,3 +66,22 @@ def test_replay_of_focused_users_rewards_interest_factors() -> None:
     assert metrics[STATIC]["evaluations"] == expected > 0
     assert metrics["long_term"]["HR@10"] > 2 * metrics["freshness"]["HR@10"]
     assert metrics["dynamic (driftrec)"]["HR@10"] > 2 * 10 / len(items)
+
+
+@pytest.mark.xfail(strict=True, reason="open: on this synthetic drift the tuned static fusion still recovers "
+                   "faster (HR@10 0.188 vs 0.138 in the 8 events after the switch); see the model issue")
+def test_dynamic_weights_recover_after_an_interest_switch_faster_than_static() -> None:
+    topics = ["a", "b", "c", "d"]
+    catalogue, items = topic_catalogue(topics, 40)
+    switch_at = 30
+    users = make_users(40, topics, seed=2, drift_share=1.0, switch_at=switch_at)
+    events = list(behaviour_stream(users, items, 60, 1_000_000, seed=2, kind_mix=(("view", 1.0),)))
+    result = replay(catalogue, events, ReplayOptions(sample=1.0, tune_share=0.2, progress=False))
+    after_switch = {f"{u.user_id}-{n:05d}" for u in users for n in range(switch_at, switch_at + 8)}
+
+    def recovery_hit_rate(method: str) -> float:
+        return len(after_switch & set(result.hits.get(method, []))) / len(after_switch)
+
+    dynamic, static = recovery_hit_rate(DYNAMIC), recovery_hit_rate(STATIC)
+    print(f"HR@10 in the 8 events after the switch: dynamic {dynamic:.3f}, static {static:.3f}")
+    assert dynamic > static

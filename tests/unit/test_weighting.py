@@ -114,3 +114,21 @@ def test_user_weights_use_entropy_of_recent_tags() -> None:
     prior = np.full(len(FACTORS), 1 / len(FACTORS))
     weights = user_weights(state, prior, CONFIG)
     assert weights[Factor.SHORT_TERM] > weights[Factor.LONG_TERM]
+
+
+def test_drift_moves_weight_from_long_to_short_term() -> None:
+    from weighting.entropy import modulate_by_drift
+    from weighting.user_update import interest_drift
+
+    flat = np.full(len(FACTORS), 1 / len(FACTORS))
+    assert modulate_by_drift(flat, 0.0, 4.0) == pytest.approx(flat)
+    moved = modulate_by_drift(flat, 0.5, 4.0)
+    assert moved[Factor.SHORT_TERM] / moved[Factor.LONG_TERM] == pytest.approx(math.exp(4.0))
+    from dataclasses import replace
+
+    empty = UserState.empty(2)
+    east, north = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    assert interest_drift(empty) == 0.0
+    assert interest_drift(replace(empty, short_term=east, long_term=2 * east)) == pytest.approx(0.0)
+    assert interest_drift(replace(empty, short_term=north, long_term=east)) == pytest.approx(0.5)
+    assert interest_drift(replace(empty, short_term=-east, long_term=east)) == pytest.approx(1.0)
