@@ -43,6 +43,11 @@ class SentenceTransformerEncoder:
         self._dim = int(self._model.get_embedding_dimension() or 0)
 
     @property
+    def model(self):  # type: ignore[no-untyped-def]
+        """The underlying `SentenceTransformer` (for benchmarks against the bare library)."""
+        return self._model
+
+    @property
     def model_name(self) -> str:
         return self._name
 

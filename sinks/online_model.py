@@ -78,12 +78,13 @@ class OnlineModel:
         if losses is not None:
             self.prior.update(losses)
         if row is not None:
-            strength = self.config.strengths.of(event.kind, event.value)
+            strengths = self.config.strengths
+            amount = strengths.interaction(event.kind, strengths.of(event.kind, event.value))
             previous = [self.catalogue.index[r.item_id] for r in state.recent
-                        if r.strength > 0 and r.item_id in self.catalogue.index]
-            if strength > 0:
-                self.scorer.popularity.add(row, strength, event.ts)
-                self.scorer.covisitation.add(row, previous, strength, event.ts)
+                        if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in self.catalogue.index]
+            if amount > 0:
+                self.scorer.popularity.add(row, amount, event.ts)
+                self.scorer.covisitation.add(row, previous, amount, event.ts)
         return new_state
 
     def recommend(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:

@@ -25,6 +25,19 @@ class EventStrengths:
     rating_centre: float = 3.0
     rating_scale: float = 1.0
 
+    def interaction(self, kind: str, strength: float) -> float:
+        """How much an event counts as a consumption for co-visitation and popularity.
+
+        Any rating means the user consumed the item (a liked one counts more); a skip is no consumption.
+
+        >>> s = EventStrengths()
+        >>> s.interaction("rating", -2.0), s.interaction("rating", 2.0), s.interaction("skip", -1.0)
+        (1.0, 3.0, 0.0)
+        """
+        if kind == "rating":
+            return 1.0 + max(strength, 0.0)
+        return max(strength, 0.0)
+
     def of(self, kind: str, value: float | None = None) -> float:
         """The strength of one event; a rating without a value counts as neutral."""
         if kind == "rating":

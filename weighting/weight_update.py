@@ -79,9 +79,9 @@ def weight_update_for(
 ) -> WeightUpdate:
     """Builds the user's WeightUpdate as of `now_ts` (event time)."""
     anchors = [
-        Anchor(item.item_id, item.kind, item.strength * ANCHOR_RECENCY**age)
+        Anchor(item.item_id, item.kind, interaction * ANCHOR_RECENCY**age)
         for age, item in enumerate(reversed(state.recent))
-        if item.strength > 0
+        if (interaction := config.strengths.interaction(item.kind, item.strength)) > 0
     ]
     query_weight = decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
     return WeightUpdate(

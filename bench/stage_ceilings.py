@@ -1,0 +1,89 @@
+"""Each stage against its raw library ceiling, measured in the same run.
+
+    python -m bench.stage_ceilings [--items 10000 100000] [--users 256]
+
+Encoder stage (driftrec's encoder, length-bucketed) vs a bare `SentenceTransformer.encode` on the same texts
+and batch size; the scorer (all factors, fusion, seen-item exclusion, top-k) vs a bare matmul + top-k on the same
+matrices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from encoders.sentence_encoder import SentenceTransformerEncoder
+from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.online_model import OnlineModel
+from streams.catalogue_data import builtin_catalogue
+from weighting.user_state import UserState
+
+
+def best_of(repeats: int, function: Callable[[], object]) -> float:
+    """The fastest of `repeats` runs, in seconds (after one warm-up run)."""
+    function()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def encoder_ceiling(n_texts: int, batch_size: int) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    encoder = SentenceTransformerEncoder(batch_size=batch_size)
+    items = builtin_catalogue()
+    texts = [f"{items[i % len(items)].title}. {items[i % len(items)].text} #{i}" for i in range(n_texts)]
+    ours = best_of(2, lambda: encoder.encode(texts))
+    bare_model = encoder.model  # the same loaded model, called directly
+    bare = best_of(2, lambda: bare_model.encode(texts, batch_size=batch_size, normalize_embeddings=True))
+    print(f"encoder [{encoder.device}] {n_texts} texts, batch {batch_size}: driftrec {n_texts / ours:.0f} sentences/s, "
+          f"bare model.encode {n_texts / bare:.0f} sentences/s, ratio {bare / ours:.2f}x")
+
+
+def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
+    rng = np.random.default_rng(0)
+    dim = 384
+    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    catalogue = Catalogue(dim)
+    ids = [f"i{n}" for n in range(n_items)]
+    catalogue.upsert([CatalogueItem(i, i, (), 0) for i in ids], dict(zip(ids, vectors, strict=True)))
+    model = OnlineModel(catalogue)
+    updates = []
+    for u in range(n_users):
+        profile = vectors[rng.integers(0, n_items, 5)].mean(axis=0)
+        state = UserState.empty(dim)
+        state = UserState(dim=dim, long_term=profile, short_term=profile, velocity=state.velocity, query=state.query,
+                          seen=frozenset(ids[j] for j in rng.integers(0, n_items, 5)))
+        updates.append(model.weight_update(f"u{u}", state, 0))
+    ours = best_of(3, lambda: model.recommend(updates, k))
+    matrix = catalogue.matrix
+    users = torch.from_numpy(np.stack([u.short_term for u in updates]))
+    bare = best_of(3, lambda: (users @ matrix.T).topk(k, dim=1))
+    print(f"scorer {n_items} items x {n_users} users, k={k}: driftrec {1000 * ours:.1f} ms, "
+          f"bare matmul+topk {1000 * bare:.1f} ms, ratio {bare / ours:.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--users", type=int, default=256)
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    encoder_ceiling(args.texts, args.batch_size)
+    for n_items in args.items:
+        scorer_ceiling(n_items, args.users, 10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
