@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sinks.scorer import rank_among
+
 
 @dataclass
 class MethodMetrics:
@@ -40,9 +42,6 @@ class MethodMetrics:
 
 
 def ranks_of_target(fused: torch.Tensor, seen: torch.Tensor, row: int) -> torch.Tensor:
-    """For each method (rows of `fused`), how many unseen items score above the target (ties count half)."""
-    masked = fused.masked_fill(seen.unsqueeze(0), -math.inf)
-    target = fused[:, row : row + 1]
-    above = (masked > target).sum(dim=1)
-    ties = (masked == target).sum(dim=1) - (~seen[row]).int()
-    return above + ties // 2
+    """For each method (rows of `fused`), the target's 0-based rank among the unseen items (ties count half,
+    rounded down)."""
+    return rank_among(fused, seen, row).floor().long()

@@ -17,17 +17,15 @@ from tqdm import tqdm
 
 from bench.metrics import MethodMetrics, ranks_of_target
 from bench.static_tuning import tune_static_weights
-from encoders.cached_encoding import encode_with_cache
-from encoders.item_text import item_text
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
-from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
+from streams.catalogue_data import upsert_items
 from streams.events import BehaviorEvent, Item
 from weighting.config import WeightingConfig
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
-from weighting.user_update import ProfileEvent
 from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
@@ -62,9 +60,8 @@ class ReplayResult:
 
 
 def build_catalogue(items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None) -> Catalogue:
-    vectors, _ = encode_with_cache({i.item_id: item_text(i.title, i.text, i.tags) for i in items}, encoder, cache)
     catalogue = Catalogue(encoder.dim)
-    catalogue.upsert([CatalogueItem(i.item_id, i.title, i.tags, i.ts) for i in items], vectors)
+    upsert_items(catalogue, items, encoder, cache)
     return catalogue
 
 
@@ -117,7 +114,7 @@ def replay(
             if event.user_id in history:
                 history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
         states[event.user_id] = model.learn(
-            event.user_id, state, ProfileEvent(event.event_id, event.kind, event.ts, event.item_id, event.value),
+            event.user_id, state, event.profile_event(),
             scores=scores,
         )
     return ReplayResult(
@@ -151,7 +148,7 @@ def recommendation_trace(
     for event in events:
         state = model.learn(
             event.user_id, states.get(event.user_id) or model.new_state(),
-            ProfileEvent(event.event_id, event.kind, event.ts, event.item_id, event.value),
+            event.profile_event(),
         )
         states[event.user_id] = state
         update = WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json())

@@ -44,6 +44,23 @@ def reciprocal_ranks(scores: torch.Tensor, offset: float = 20.0) -> torch.Tensor
 NORMALISATIONS = {"zscore": standardise, "reciprocal_rank": reciprocal_ranks}
 
 
+def rank_among(scores: torch.Tensor, excluded: torch.Tensor, row: int) -> torch.Tensor:
+    """For each row of `scores` (rankings x items), how many candidates score above item `row`, ties counting half.
+
+    Candidates are the items not `excluded`, other than `row` itself.
+
+    >>> scores = torch.tensor([[5.0, 4.0, 3.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
+    >>> rank_among(scores, torch.tensor([False, False, False, True]), 2).tolist()
+    [2.0, 1.0]
+    """
+    candidates = ~excluded
+    candidates[row] = False
+    target = scores[:, row : row + 1]
+    above = ((scores > target) & candidates).sum(dim=1).double()
+    ties = ((scores == target) & candidates).sum(dim=1).double()
+    return above + 0.5 * ties
+
+
 class CatalogueScorer:
     """Holds the shared, non-personal signals (catalogue, popularity, co-visitation) and ranks for users."""
 
@@ -111,12 +128,8 @@ class CatalogueScorer:
         if scores is None:
             scores = self.factor_scores([update])[0]
         seen = self.seen_mask([update])[0]
-        seen[row] = True
-        target = scores[:, row : row + 1]
-        above = ((scores > target) & ~seen).sum(dim=1).double()
-        ties = ((scores == target) & ~seen).sum(dim=1).double()
-        candidates = max(int((~seen).sum()), 1)
-        return (torch.log1p(above + 0.5 * ties) / math.log1p(candidates)).cpu().numpy()
+        candidates = max(int((~seen).sum()) - int(not seen[row]), 1)
+        return (torch.log1p(rank_among(scores, seen, row)) / math.log1p(candidates)).cpu().numpy()
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         """The top-k unseen items for each user, with contributions and reasons."""

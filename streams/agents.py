@@ -36,7 +36,6 @@ from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.ingest_routing import Rejected, route_event
 from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
-from weighting.user_update import ProfileEvent
 from weighting.weight_update import WeightUpdate
 
 log = logging.getLogger(__name__)
@@ -169,7 +168,7 @@ def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[
         event = item.event
         query = payload["queries"].get(event.event_id)
         new_state = model.learn(
-            user_id, state, ProfileEvent(event.event_id, event.kind, event.ts, event.item_id, event.value),
+            user_id, state, event.profile_event(),
             f16_vector(query) if query else None,
         )
         applied += new_state is not state

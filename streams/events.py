@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from weighting.user_update import ProfileEvent
+
 EVENT_KINDS = frozenset({"view", "click", "cart", "purchase", "rating", "search", "skip"})
 STRONG_KINDS = frozenset({"purchase", "search"})
 
@@ -33,6 +35,10 @@ class BehaviorEvent:
     item_id: str | None = None
     query: str | None = None
     value: float | None = None
+
+    def profile_event(self) -> ProfileEvent:
+        """The part of the event the weighting stage learns from."""
+        return ProfileEvent(self.event_id, self.kind, self.ts, self.item_id, self.value)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"event_id": self.event_id, "user_id": self.user_id, "kind": self.kind, "ts": self.ts}

@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
-from encoders.cached_encoding import encode_with_cache
-from encoders.item_text import item_text
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from encoders.vector_cache import VectorCache
-from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
+from streams.catalogue_data import upsert_items
 from streams.dead_letter import DeadLetterCounts
 from streams.events import Item, Limits
 from streams.settings import Settings
@@ -50,14 +49,7 @@ class WorkerRuntime:
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""
-        latest = {item.item_id: item for item in items}
-        vectors, encoded = encode_with_cache(
-            {i: item_text(item.title, item.text, item.tags) for i, item in latest.items()},
-            self.encoder, self.vector_cache,
-        )
-        self.model.catalogue.upsert(
-            [CatalogueItem(item.item_id, item.title, item.tags, item.ts) for item in latest.values()], vectors
-        )
+        encoded = upsert_items(self.model.catalogue, items, self.encoder, self.vector_cache)
         self.counters["items_encoded"] += encoded
         return encoded
 
