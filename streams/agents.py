@@ -47,7 +47,7 @@ def now_ms() -> float:
 
 async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source: SourcePosition) -> None:
     """Writes the record to the dead-letter topic and waits for the broker's ack before the source is acked."""
-    runtime.dead_letters.add(reason)
+    runtime.metrics.dead_lettered(reason)
     log.warning("dead-lettered %s[%s]@%s: %s", source.topic, source.partition, source.offset, reason)
     delivery = await dead_letter_topic.send(key=key, value=record)
     await delivery
@@ -77,7 +77,7 @@ async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
     if user_id in open_windows:
         del open_windows[user_id]
     runtime.pending_windows.pop(user_id, None)
-    runtime.counters["window_flushes"] += 1
+    runtime.metrics.window_flushes.inc()
 
 
 @app.agent(ingest_topic)
@@ -101,7 +101,7 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
             await send_dead_letter(routed.reason, routed.record, event.key, source)
             continue
         parsed = routed.event
-        runtime.counters[f"events_in.{parsed.kind}"] += 1
+        runtime.metrics.events_in.labels(parsed.kind).inc()
         window = decode_window(open_windows.get(parsed.user_id))
         window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
         if policy.is_due(window, arrived):
@@ -138,6 +138,13 @@ def f16_vector(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
 
 
+def timed_query_encoding(queries: list[str]) -> np.ndarray:
+    started = time.perf_counter()
+    vectors = encode_queries(queries, runtime.encoder)
+    runtime.metrics.encoded(len(queries), time.perf_counter() - started)
+    return vectors
+
+
 @app.agent(windows_topic)
 async def encode(stream):  # type: ignore[no-untyped-def]
     """Encodes the search queries of a batch of windows in one encoder call."""
@@ -146,7 +153,7 @@ async def encode(stream):  # type: ignore[no-untyped-def]
         windows = [orjson.loads(raw) for raw in batch]
         searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
         try:
-            vectors = await runtime.in_encoder_thread(encode_queries, [q for _, q in searches], runtime.encoder)
+            vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches])
         except Exception as error:
             for raw in batch:
                 await dead_letter_internal(raw, None, error, settings.windows_topic)
@@ -195,8 +202,8 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
             await dead_letter_internal(raw, user_id.encode(), error, settings.encoded_topic)
             continue
         user_states[user_id] = state.to_bytes()
-        runtime.counters["events_applied"] += applied
-        runtime.counters["events_duplicate"] += len(payload["events"]) - applied
+        runtime.metrics.events_applied.inc(applied)
+        runtime.metrics.events_duplicate.inc(len(payload["events"]) - applied)
         await weights_topic.send(key=user_id.encode(), value=update.to_json())
 
 
@@ -218,6 +225,7 @@ async def rank(stream):  # type: ignore[no-untyped-def]
                 await dead_letter_internal(raw, None, error, settings.weights_topic)
             continue
         for recommendation, update in zip(recommendations, latest.values(), strict=True):
-            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3))
-            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record.to_dict()))
-            runtime.counters["recommendations_out"] += 1
+            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
+            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
+            runtime.metrics.recommended([record["latency_ms"]])
+            runtime.live_view.record(record)

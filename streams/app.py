@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
@@ -45,4 +46,25 @@ dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
 open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
 user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
-import streams.agents  # noqa: E402,F401  (registers the agents on `app`)
+
+
+def consumer_lag() -> dict[tuple[str, int], int]:
+    """High watermark minus committed offset for each partition this worker owns (none before it starts)."""
+    consumer = app.consumer
+    lags: dict[tuple[str, int], int] = {}
+    try:
+        assignment = consumer.assignment()
+    except ConsumerNotStarted:
+        return lags
+    for tp in assignment:
+        committed = consumer._committed_offset.get(tp)
+        highwater = consumer.highwater(tp)
+        if committed is not None and highwater is not None:
+            lags[(tp.topic, tp.partition)] = max(highwater - committed, 0)
+    return lags
+
+
+runtime.metrics.watch_lag(consumer_lag)
+
+import streams.agents  # noqa: E402  (registers the agents on `app`)
+import streams.web_views  # noqa: E402,F401  (registers the web pages on `app`)

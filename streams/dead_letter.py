@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -52,17 +51,3 @@ def reason_category(reason: str) -> str:
             break
         words.append(word)
     return " ".join(words) or reason[:40]
-
-
-@dataclass
-class DeadLetterCounts:
-    """Dead-lettered records per reason category."""
-
-    by_reason: Counter[str] = field(default_factory=Counter)
-
-    def add(self, reason: str) -> None:
-        self.by_reason[reason_category(reason)] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_reason.values())

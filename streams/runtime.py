@@ -1,9 +1,9 @@
-"""The in-process objects one worker shares between its agents: encoder, catalogue, online model, counters."""
+"""The in-process objects one worker shares between its agents: encoder, catalogue, model, metrics, live view."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -13,8 +13,9 @@ from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
 from streams.catalogue_data import upsert_items
-from streams.dead_letter import DeadLetterCounts
 from streams.events import Item, Limits
+from streams.live_view import LiveView
+from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.windowing import WindowPolicy
 
@@ -27,8 +28,8 @@ class WorkerRuntime:
         self.limits = Limits(settings.max_payload_bytes, settings.max_text_chars, settings.max_future_ms,
                              settings.max_age_ms)
         self.window_policy = WindowPolicy(settings.window_max_events, settings.window_max_wait_ms)
-        self.dead_letters = DeadLetterCounts()
-        self.counters: Counter[str] = Counter()
+        self.metrics = WorkerMetrics()
+        self.live_view = LiveView()
         self.pending_windows: dict[str, float] = {}
         self.catalogue_ready = asyncio.Event()
         self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
@@ -49,8 +50,11 @@ class WorkerRuntime:
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""
+        started = time.perf_counter()
         encoded = upsert_items(self.model.catalogue, items, self.encoder, self.vector_cache)
-        self.counters["items_encoded"] += encoded
+        self.metrics.encoded(encoded, time.perf_counter() - started)
+        self.metrics.items_encoded.inc(encoded)
+        self.metrics.catalogue_items.set(len(self.model.catalogue))
         return encoded
 
     async def in_encoder_thread(self, function, *args):  # type: ignore[no-untyped-def]

@@ -1,0 +1,80 @@
+"""A worker's Prometheus metrics, in a registry of its own (served at /metrics by the worker's web server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.dead_letter import reason_category
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+LagReader = Callable[[], Mapping[tuple[str, int], int]]
+"""Returns the consumer lag (high watermark minus position) per (topic, partition) this worker owns."""
+
+
+class ConsumerLagCollector(Collector):
+    """Reads the lag at scrape time, so the figure is never stale."""
+
+    def __init__(self, read_lag: LagReader) -> None:
+        self.read_lag = read_lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("driftrec_consumer_lag", "Messages behind the high watermark, per partition owned",
+                                   labels=["topic", "partition"])
+        for (topic, partition), lag in sorted(self.read_lag().items()):
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+
+class WorkerMetrics:
+    """Every figure a worker reports; `render()` gives the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("driftrec_events_in", "Valid behaviour events accepted, per kind", ["kind"],
+                                 registry=r)
+        self.dead_letters = Counter("driftrec_dead_letters", "Records sent to the dead-letter topic, per reason",
+                                    ["reason"], registry=r)
+        self.window_flushes = Counter("driftrec_window_flushes", "Per-user windows flushed to the encoder",
+                                      registry=r)
+        self.encoder_batch_size = Histogram("driftrec_encoder_batch_size", "Texts per encoder call",
+                                            buckets=BATCH_BUCKETS, registry=r)
+        self.encoder_seconds = Histogram("driftrec_encoder_seconds", "Time per encoder call",
+                                         buckets=LATENCY_BUCKETS_S, registry=r)
+        self.items_encoded = Counter("driftrec_items_encoded", "Catalogue items encoded (cache misses)", registry=r)
+        self.events_applied = Counter("driftrec_events_applied", "Events applied to user states", registry=r)
+        self.events_duplicate = Counter("driftrec_events_duplicate",
+                                        "Redelivered events recognised and not applied again", registry=r)
+        self.recommendations_out = Counter("driftrec_recommendations", "Recommendation lists written",
+                                           registry=r)
+        self.event_to_recommendation = Histogram(
+            "driftrec_event_to_recommendation_seconds",
+            "From an event's arrival at the worker to its user's recommendation being sent",
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )
+        self.catalogue_items = Gauge("driftrec_catalogue_items", "Items in this worker's catalogue", registry=r)
+
+    def dead_lettered(self, reason: str) -> None:
+        self.dead_letters.labels(reason_category(reason)).inc()
+
+    def encoded(self, texts: int, seconds: float) -> None:
+        if texts:
+            self.encoder_batch_size.observe(texts)
+            self.encoder_seconds.observe(seconds)
+
+    def recommended(self, latencies_ms: Iterable[float]) -> None:
+        for latency in latencies_ms:
+            self.recommendations_out.inc()
+            self.event_to_recommendation.observe(latency / 1000.0)
+
+    def watch_lag(self, read_lag: LagReader) -> None:
+        self.registry.register(ConsumerLagCollector(read_lag))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

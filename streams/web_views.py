@@ -1,0 +1,59 @@
+"""The worker's web endpoints: the live page, its JSON, and Prometheus metrics (bound to 127.0.0.1 by default).
+
+GET /                          the live page (users, their latest recommendations, their weights over time)
+GET /api/users?limit=N         the N most recently updated users served by this worker
+GET /api/users/{user_id}/      one user's latest recommendations and weight history (404 if not served here)
+GET /metrics                   Prometheus text format
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from streams.app import app, runtime
+
+LIVE_PAGE = files("streams").joinpath("static/live.html").read_text(encoding="utf-8")
+MAX_USERS_PER_PAGE = 200
+
+
+def with_titles(user: dict[str, Any]) -> dict[str, Any]:
+    """Adds each recommended item's title from this worker's catalogue."""
+    catalogue = runtime.model.catalogue
+    items = [
+        {**item, "title": catalogue.items[catalogue.index[item["item_id"]]].title}
+        if item["item_id"] in catalogue else item
+        for item in user["latest"]["items"]
+    ]
+    return {**user, "latest": {**user["latest"], "items": items}}
+
+
+@app.page("/")
+async def live_page(self: View, request: Request) -> Response:
+    return self.html(LIVE_PAGE)
+
+
+@app.page("/api/users")
+async def recent_users(self: View, request: Request) -> Response:
+    try:
+        limit = min(max(int(request.query.get("limit", "50")), 1), MAX_USERS_PER_PAGE)
+    except ValueError:
+        return self.json({"error": "limit must be an integer"}, status=400)
+    users = [with_titles(user) for user in runtime.live_view.recent(limit)]
+    return self.json({"users": users, "users_known": len(runtime.live_view.users)})
+
+
+@app.page("/api/users/{user_id}/")
+async def one_user(self: View, request: Request, user_id: str) -> Response:
+    user = runtime.live_view.user(user_id)
+    if user is None:
+        return self.json({"error": f"no recommendations for user {user_id!r} on this worker"}, status=404)
+    return self.json(with_titles(user))
+
+
+@app.page("/metrics")
+async def metrics(self: View, request: Request) -> Response:
+    return self.bytes(runtime.metrics.render(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -1,0 +1,128 @@
+"""A running worker fed with events: its Prometheus metrics, its JSON endpoints, and its live page in a real
+headless Chromium (Debian's chromium + chromedriver), with a screenshot kept as an artifact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.synthetic import behaviour_stream, make_users
+from tests.integration.harness import PipelineRun
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WEB_PORT = 6171
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("DRIFTREC_ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "test-artifacts"))
+BAD_RECORD = (b"user-0000", b"{not json")
+
+
+def fetch(path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}{path}", timeout=10) as response:
+        return response.read()
+
+
+def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(fetch("/metrics").decode())
+        for sample in family.samples
+    }
+
+
+def chromium_driver() -> Any:
+    if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
+        if os.environ.get("DRIFTREC_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium and chromedriver are required (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium/chromedriver not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1400,1100"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def read_live_page(expected_users: int, user_id: str) -> dict[str, Any]:
+    """Loads the page in headless Chromium, waits for the cards, reads them and keeps a screenshot."""
+    driver = chromium_driver()
+    try:
+        driver.get(f"http://127.0.0.1:{WEB_PORT}/")
+        deadline = time.monotonic() + 30
+        while len(driver.find_elements("css selector", "section.user")) < expected_users:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        cards = {card.get_attribute("data-user"): card for card in
+                 driver.find_elements("css selector", "section.user")}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        screenshot = ARTIFACTS / "live-view.png"
+        driver.save_screenshot(str(screenshot))
+        return {
+            "items": {user: [li.get_attribute("data-item") for li in card.find_elements("css selector", "li")]
+                      for user, card in cards.items()},
+            "titles": [li.text.splitlines()[0] for li in cards[user_id].find_elements("css selector", "li")],
+            "lines": len(cards[user_id].find_elements("css selector", "svg.weights-chart polyline")),
+            "status": driver.find_element("id", "status").text,
+            "screenshot": screenshot,
+        }
+    finally:
+        driver.quit()
+
+
+def test_worker_serves_metrics_json_and_a_live_page(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = PipelineRun.create(kafka_bootstrap, unique_name("web"), tmp_path, web_port=WEB_PORT)
+    users = make_users(6, sorted({item.tags[0] for item in run.items}), seed=11)
+    events = list(behaviour_stream(users, run.items, 15, int(time.time() * 1000) - 600_000, seed=11))
+    kinds = Counter(event.kind for event in events)
+    run.start()
+    try:
+        run.produce(events, [BAD_RECORD])
+        latest = run.final_recommendations(timeout_s=240)
+        assert set(latest) == {user.user_id for user in users}, run.log_tail()
+        metrics = scrape()
+        one_user = orjson.loads(fetch(f"/api/users/{users[0].user_id}/"))
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            fetch("/api/users/nobody/")
+        page = read_live_page(len(users), users[0].user_id)
+    finally:
+        run.stop()
+
+    for kind, count in kinds.items():
+        assert metrics[("driftrec_events_in_total", (("kind", kind),))] == count
+    assert metrics[("driftrec_dead_letters_total", (("reason", "malformed JSON"),))] == 1
+    assert metrics[("driftrec_recommendations_total", ())] >= len(users)
+    assert metrics[("driftrec_event_to_recommendation_seconds_count", ())] == \
+        metrics[("driftrec_recommendations_total", ())]
+    assert metrics[("driftrec_window_flushes_total", ())] >= len(users)
+    assert metrics[("driftrec_catalogue_items", ())] == len(run.items)
+    lag_topics = {dict(labels)["topic"] for name, labels in metrics if name == "driftrec_consumer_lag"}
+    assert run.settings.weights_topic in lag_topics
+
+    assert [item["item_id"] for item in one_user["latest"]["items"]] == \
+        [item["item_id"] for item in latest[users[0].user_id]["items"]]
+    assert one_user["weights_over_time"][-1]["weights"] == latest[users[0].user_id]["weights"]
+    assert missing.value.code == 404
+
+    assert set(page["items"]) == set(latest)
+    for user_id, items in page["items"].items():
+        assert items == [item["item_id"] for item in latest[user_id]["items"]]
+    title_of = {item.item_id: item.title for item in run.items}
+    assert page["titles"] == [title_of[item["item_id"]] for item in latest[users[0].user_id]["items"]]
+    assert page["lines"] == len(latest[users[0].user_id]["weights"])
+    assert page["status"].startswith("6 of 6 users served by this worker")
+    assert page["screenshot"].stat().st_size > 10_000
+    print(f"screenshot: {page['screenshot']}")
