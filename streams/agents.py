@@ -1,33 +1,26 @@
-"""The agents: thin adapters that move records between topics and call the pure libraries.
+"""The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> encode -> encoded -> weigh -> weights -> rank -> recommendations.
-Stateful agents (ingest, weigh) handle one message at a time so every table write happens in the context of
-the message's own partition; stateless agents (encode, rank) take batches.
+ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
+-> recommendations. Stateful agents (ingest, weigh) handle one message at a time so every table write happens in
+the context of the message's own partition; stateless agents (encode, rank) take batches.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
-import time
 from dataclasses import replace
 
-import numpy as np
 import orjson
 from aiokafka import ConsumerRecord
 
-from encoders.cached_encoding import encode_queries
+from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
 from streams.app import (
     app,
-    dead_letter_topic,
     encoded_topic,
     ingest_topic,
-    open_windows,
     recommendations_topic,
     runtime,
     settings,
     ticks_topic,
-    user_states,
     weights_topic,
     windows_topic,
 )
@@ -38,27 +31,8 @@ from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
-log = logging.getLogger(__name__)
-
-
-def now_ms() -> float:
-    return time.time() * 1000.0
-
-
-async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source: SourcePosition) -> None:
-    """Writes the record to the dead-letter topic and waits for the broker's ack before the source is acked."""
-    runtime.metrics.dead_lettered(reason)
-    log.warning("dead-lettered %s[%s]@%s: %s", source.topic, source.partition, source.offset, reason)
-    delivery = await dead_letter_topic.send(key=key, value=record)
-    await delivery
-
-
-async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, topic: str) -> None:
-    """A message a stage failed on goes to the dead-letter topic (never silently dropped) and is counted."""
-    log.exception("stage failed on a message from %s", topic)
-    source = SourcePosition(topic, -1, -1)
-    reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
+open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
+user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
 
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
@@ -128,41 +102,6 @@ async def tick_open_windows() -> None:
     for user_id in due:
         runtime.pending_windows.pop(user_id, None)
         await ticks_topic.send(key=user_id.encode(), value=b"")
-
-
-def f16_text(vector: np.ndarray) -> str:
-    return base64.b64encode(vector.astype(np.float16).tobytes()).decode()
-
-
-def f16_vector(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
-
-
-def timed_query_encoding(queries: list[str]) -> np.ndarray:
-    started = time.perf_counter()
-    vectors = encode_queries(queries, runtime.encoder)
-    runtime.metrics.encoded(len(queries), time.perf_counter() - started)
-    return vectors
-
-
-@app.agent(windows_topic)
-async def encode(stream):  # type: ignore[no-untyped-def]
-    """Encodes the search queries of a batch of windows in one encoder call."""
-    await runtime.catalogue_ready.wait()
-    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-        windows = [orjson.loads(raw) for raw in batch]
-        searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
-        try:
-            vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches])
-        except Exception as error:
-            for raw in batch:
-                await dead_letter_internal(raw, None, error, settings.windows_topic)
-            continue
-        by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
-        for window in windows:
-            queries = {e["event_id"]: by_event[e["event_id"]] for e in window if e["event_id"] in by_event}
-            payload = orjson.dumps({"events": window, "queries": queries})
-            await encoded_topic.send(key=window[0]["user_id"].encode(), value=payload)
 
 
 def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[UserState, WeightUpdate, int]:  # type: ignore[type-arg]

@@ -1,4 +1,7 @@
-"""The Faust app: `faust -A streams.app worker` (or `driftrec worker`). Settings come from the environment."""
+"""The Faust app, its topics and the worker runtime. Settings come from the environment.
+
+The agents are registered by `streams.worker`, the module a worker runs.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ runtime = WorkerRuntime(settings)
 Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
-    settings.app_id,
+    settings.faust_app_id,
     broker=["kafka://" + host for host in settings.bootstrap.split(",")],
     store="rocksdb://",
     datadir=f"{settings.data_dir}/faust",
@@ -43,13 +46,14 @@ weights_topic = app.topic(settings.weights_topic, **raw)
 recommendations_topic = app.topic(settings.recommendations_topic, **raw)
 dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
 
-open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
-user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
+STAGE_INPUTS = frozenset((*settings.behaviour_topics, settings.ticks_topic, settings.windows_topic,
+                          settings.encoded_topic, settings.weights_topic))
 
 
 def consumer_lag() -> dict[tuple[str, int], int]:
-    """High watermark minus committed offset for each partition this worker owns (none before it starts)."""
+    """High watermark minus committed offset for each partition of a stage's input topic that this worker owns
+    (table changelogs, which Faust reads only to restore, are left out; nothing before the worker starts)."""
     consumer = app.consumer
     lags: dict[tuple[str, int], int] = {}
     try:
@@ -57,14 +61,13 @@ def consumer_lag() -> dict[tuple[str, int], int]:
     except ConsumerNotStarted:
         return lags
     for tp in assignment:
-        committed = consumer._committed_offset.get(tp)
+        if tp.topic not in STAGE_INPUTS:
+            continue
         highwater = consumer.highwater(tp)
-        if committed is not None and highwater is not None:
+        if highwater is not None:  # known after the first fetch; no commit yet counts the whole partition
+            committed = consumer._committed_offset.get(tp) or 0
             lags[(tp.topic, tp.partition)] = max(highwater - committed, 0)
     return lags
 
 
 runtime.metrics.watch_lag(consumer_lag)
-
-import streams.agents  # noqa: E402  (registers the agents on `app`)
-import streams.web_views  # noqa: E402,F401  (registers the web pages on `app`)

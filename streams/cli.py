@@ -42,7 +42,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
     ensure_topics(settings)
-    from streams.app import app
+    from streams.worker import app
 
     sys.argv = ["driftrec", "worker", "--loglevel", args.loglevel, *(["--without-web"] if args.without_web else [])]
     app.main()
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--top", type=int, default=5)
     tail.add_argument("--from-beginning", action="store_true")
     tail.set_defaults(run=_tail)
-    worker = commands.add_parser("worker", help="start a Faust worker (faust -A streams.app worker)")
+    worker = commands.add_parser("worker", help="start a Faust worker (faust -A streams.worker worker)")
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--without-web", action="store_true")
     worker.set_defaults(run=_worker)

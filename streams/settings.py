@@ -8,6 +8,7 @@ from typing import Any
 
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+ROLES = ("all", "core", "encoder")
 
 
 def _default_bootstrap() -> str:
@@ -23,6 +24,7 @@ class Settings:
 
     bootstrap: str = field(default_factory=_default_bootstrap)
     app_id: str = "driftrec"
+    role: str = "all"
     behaviour_topics: tuple[str, ...] = ("driftrec-events",)
     items_topic: str = "driftrec-items"
     windows_topic: str = "driftrec-windows"
@@ -59,12 +61,19 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
+        if self.role not in ROLES:
+            raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if not self.behaviour_topics:
             raise ValueError("setting behaviour_topics needs at least one topic")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ValueError(f"setting security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
+
+    @property
+    def faust_app_id(self) -> str:
+        """The consumer group of this worker: the encoder pool is a group of its own (it reads one topic)."""
+        return f"{self.app_id}-encoder" if self.role == "encoder" else self.app_id
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -14,7 +14,7 @@ from sinks.catalogue import CatalogueItem
 
 pytest.importorskip("faust")
 
-from streams import agents
+from streams import agent_support, agents, encode_agent
 from streams.app import app, runtime
 from weighting.weight_update import WeightUpdate
 
@@ -67,7 +67,7 @@ def event(user: str, n: int, kind: str = "view", item: str | None = "space-0", q
 async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     windows, dead = AsyncMock(), AsyncMock(return_value=asyncio.sleep(0))
     monkeypatch.setattr(agents.windows_topic, "send", windows)
-    monkeypatch.setattr(agents.dead_letter_topic, "send", dead)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
     async with agents.ingest.test_context() as agent:
         await agent.put(event("u1", 0), key=b"u1")
         await agent.put(b"{broken", key=b"u1")
@@ -82,14 +82,14 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
 @pytest.mark.asyncio
 async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     encoded = AsyncMock()
-    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
+    monkeypatch.setattr(encode_agent.encoded_topic, "send", encoded)
     window = [{"event_id": "u1-0", "user_id": "u1", "kind": "search", "ts": 1, "query": "jazz records",
                "source": "t:0:0", "arrived_ms": 1.0}]
-    async with agents.encode.test_context() as agent:
+    async with encode_agent.encode.test_context() as agent:
         await agent.put(orjson.dumps(window), key=b"u1")
         await asyncio.sleep(0.2)
     payload = orjson.loads(encoded.await_args.kwargs["value"])
-    vector = agents.f16_vector(payload["queries"]["u1-0"])
+    vector = agent_support.f16_vector(payload["queries"]["u1-0"])
     assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
 
 

@@ -1,0 +1,42 @@
+"""What every agent shares: the clock, dead-lettering, and the float16 wire form of vectors."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import numpy as np
+
+from streams.app import dead_letter_topic, runtime
+from streams.dead_letter import SourcePosition, dead_letter_record
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source: SourcePosition) -> None:
+    """Writes the record to the dead-letter topic and waits for the broker's ack before the source is acked."""
+    runtime.metrics.dead_lettered(reason)
+    log.warning("dead-lettered %s[%s]@%s: %s", source.topic, source.partition, source.offset, reason)
+    delivery = await dead_letter_topic.send(key=key, value=record)
+    await delivery
+
+
+async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, topic: str) -> None:
+    """A message a stage failed on goes to the dead-letter topic (never silently dropped) and is counted."""
+    log.exception("stage failed on a message from %s", topic)
+    source = SourcePosition(topic, -1, -1)
+    reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
+
+
+def f16_text(vector: np.ndarray) -> str:
+    return base64.b64encode(vector.astype(np.float16).tobytes()).decode()
+
+
+def f16_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)

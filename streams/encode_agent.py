@@ -1,0 +1,41 @@
+"""The encode agent: batches of windows in, their search queries encoded in one call, encoded windows out.
+
+Runs in every worker of role `all`, and alone in the GPU encoder pool (role `encoder`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import orjson
+
+from encoders.cached_encoding import encode_queries
+from streams.agent_support import dead_letter_internal, f16_text
+from streams.app import app, encoded_topic, runtime, settings, windows_topic
+
+
+def timed_query_encoding(queries: list[str]) -> np.ndarray:
+    started = time.perf_counter()
+    vectors = encode_queries(queries, runtime.encoder)
+    runtime.metrics.encoded(len(queries), time.perf_counter() - started)
+    return vectors
+
+
+@app.agent(windows_topic)
+async def encode(stream):  # type: ignore[no-untyped-def]
+    """Encodes the search queries of a batch of windows in one encoder call."""
+    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        windows = [orjson.loads(raw) for raw in batch]
+        searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
+        try:
+            vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches])
+        except Exception as error:
+            for raw in batch:
+                await dead_letter_internal(raw, None, error, settings.windows_topic)
+            continue
+        by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
+        for window in windows:
+            queries = {e["event_id"]: by_event[e["event_id"]] for e in window if e["event_id"] in by_event}
+            payload = orjson.dumps({"events": window, "queries": queries})
+            await encoded_topic.send(key=window[0]["user_id"].encode(), value=payload)
