@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from streams.events import BehaviorEvent, Item, parse_event, parse_item
+from streams.settings import Settings
 
 
 def load_jsonl(items_path: Path, events_path: Path) -> tuple[list[Item], list[BehaviorEvent]]:
@@ -24,12 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", type=float, default=0.2, help="share of events evaluated (seeded)")
     parser.add_argument("--tune-share", type=float, default=0.2, help="first share of the log used for tuning")
     parser.add_argument("--max-events", type=int, default=0, help="replay only the first N events (0 = all)")
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, default=0, help="list length (0 = DRIFTREC_TOP_K)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
 
 
-def run(args: argparse.Namespace, data_dir: str, model: str) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.movielens import load_movielens
     from bench.plots import plot_metrics, plot_weights
     from bench.replay import ReplayOptions, build_catalogue, format_table, replay
@@ -39,8 +40,11 @@ def run(args: argparse.Namespace, data_dir: str, model: str) -> int:
     items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl)
     if args.max_events:
         events = events[: args.max_events]
-    encoder = SentenceTransformerEncoder(model)
-    catalogue = build_catalogue(items, encoder, VectorCache(Path(data_dir) / "item-vectors", encoder.model_name))
+    args.k = args.k or settings.top_k
+    encoder = SentenceTransformerEncoder(settings.encoder_model, settings.encoder_device or None,
+                                         settings.encoder_batch_size)
+    catalogue = build_catalogue(items, encoder,
+                                VectorCache(Path(settings.data_dir) / "item-vectors", encoder.model_name))
     active = [user for user, _ in Counter(e.user_id for e in events).most_common(4)]
     print(f"replaying {len(events)} events over {len(catalogue)} items "
           f"(sample {args.sample:.0%}, static fusion tuned on the first {args.tune_share:.0%})", flush=True)

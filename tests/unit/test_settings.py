@@ -1,3 +1,5 @@
+from dataclasses import fields
+
 import pytest
 
 from streams.settings import Settings, settings_env
@@ -21,3 +23,22 @@ def test_invalid_values_fail_clearly() -> None:
         Settings.from_env({"DRIFTREC_TOP_K": "ten"})
     with pytest.raises(ValueError, match="top_k must be positive"):
         Settings(top_k=0)
+
+
+def test_every_setting_is_documented_and_the_reference_is_current() -> None:
+    from pathlib import Path
+
+    from streams.settings import settings_reference
+
+    reference = settings_reference()
+    assert reference.count("| `DRIFTREC_") == len(fields(Settings))
+    assert all(spec.metadata.get("doc") for spec in fields(Settings))
+    docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert reference in docs.read_text(), "docs/configuration.md is stale: regenerate with driftrec config --reference"
+
+
+def test_role_is_validated_and_the_encoder_pool_has_its_own_group() -> None:
+    with pytest.raises(ValueError, match="role must be one of all, core, encoder"):
+        Settings.from_env({"DRIFTREC_ROLE": "gpu"})
+    assert Settings(app_id="rec", role="encoder").faust_app_id == "rec-encoder"
+    assert Settings(app_id="rec", role="core").faust_app_id == "rec"
