@@ -39,7 +39,6 @@ class ReplayOptions:
     max_tuning_samples: int = 3000
     seed: int = 0
     progress: bool = True
-    normalisation: str = "zscore"
 
 
 @dataclass
@@ -74,7 +73,7 @@ def replay(
 ) -> ReplayResult:
     """Runs the prequential protocol; the static fusion is tuned on the first `tune_share` of events only."""
     started = time.monotonic()
-    model = OnlineModel(catalogue, config, normalisation=options.normalisation)
+    model = OnlineModel(catalogue, config)
     rng = random.Random(options.seed)
     split = int(len(events) * options.tune_share)
     names = [*FACTORS, STATIC, DYNAMIC]

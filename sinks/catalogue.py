@@ -31,6 +31,9 @@ class Catalogue:
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._matrix: torch.Tensor | None = None
         self._first_seen: npt.NDArray[np.int64] | None = None
+        self._sum = np.zeros(dim)
+        self._gram = np.zeros((dim, dim))
+        self._moments: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -49,11 +52,21 @@ class Catalogue:
                 new_rows.append(vectors[item.item_id])
             else:
                 self.items[row] = CatalogueItem(item.item_id, item.title, item.tags, self.items[row].ts)
+                self._add_moments(self._vectors[row : row + 1], -1.0)
                 self._vectors[row] = vectors[item.item_id]
+                self._add_moments(self._vectors[row : row + 1], 1.0)
         if new_rows:
-            self._vectors = np.concatenate([self._vectors, np.stack(new_rows).astype(np.float32)])
+            added = np.stack(new_rows).astype(np.float32)
+            self._vectors = np.concatenate([self._vectors, added])
+            self._add_moments(added, 1.0)
         self._matrix = None
         self._first_seen = None
+        self._moments = None
+
+    def _add_moments(self, rows: npt.NDArray[np.float32], sign: float) -> None:
+        wide = rows.astype(np.float64)
+        self._sum += sign * wide.sum(axis=0)
+        self._gram += sign * (wide.T @ wide)
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32]:
         return self._vectors[self.index[item_id]]
@@ -68,6 +81,21 @@ class Catalogue:
         if self._matrix is None:
             self._matrix = torch.from_numpy(self._vectors).to(self.device)
         return self._matrix
+
+    @property
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean item vector and the (unbiased) covariance of the item vectors, kept up to date by `upsert`.
+
+        With them the mean and variance of `matrix @ u` over the catalogue are `mean @ u` and `u @ cov @ u`,
+        without scoring every item.
+        """
+        if self._moments is None:
+            n = len(self.items)
+            mean = self._sum / max(n, 1)
+            cov = (self._gram - n * np.outer(mean, mean)) / max(n - 1, 1)
+            self._moments = (torch.from_numpy(mean).float().to(self.device),
+                             torch.from_numpy(cov).float().to(self.device))
+        return self._moments
 
     def first_seen(self) -> npt.NDArray[np.int64]:
         """When each row entered the catalogue (ms)."""

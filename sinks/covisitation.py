@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -66,16 +67,63 @@ class CoVisitation:
             neighbours = self.rows[row] = NeighbourRow()
         return neighbours
 
+    def batch_scores(
+        self, anchors: Sequence[tuple[Sequence[int], Sequence[float]]], n_items: int
+    ) -> SparseScores:
+        """For each user's anchors (rows j and weights a_j: their recent items, weighted by recency and
+        strength), Σ_j a_j · P(i | j) at the rows i with a nonzero count; every other row scores 0."""
+        owners, columns, values = [], [], []
+        for user, (anchor_rows, anchor_weights) in enumerate(anchors):
+            for anchor, weight in zip(anchor_rows, anchor_weights, strict=True):
+                neighbours = self.rows.get(anchor)
+                if neighbours is None or weight == 0.0 or neighbours.total <= 0.0:
+                    continue
+                owners.append((user, neighbours.size))
+                columns.append(neighbours.columns[: neighbours.size])
+                values.append(neighbours.values[: neighbours.size] * (weight / neighbours.total))
+        if not columns:
+            return SparseScores(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items)
+        users = np.repeat([user for user, _ in owners], [size for _, size in owners])
+        all_columns, all_values = np.concatenate(columns), np.concatenate(values)
+        keep = all_columns < n_items
+        keys, inverse = np.unique(users[keep] * n_items + all_columns[keep], return_inverse=True)
+        summed = np.bincount(inverse, weights=all_values[keep], minlength=len(keys)).astype(np.float64)
+        return SparseScores(keys // n_items, keys % n_items, summed, n_items)
+
     def scores(
         self, anchor_rows: Sequence[int], anchor_weights: Sequence[float], n_items: int
     ) -> npt.NDArray[np.float64]:
-        """Σ_j a_j · P(i | j) over the anchors j (the user's recent items, weighted by recency and strength)."""
-        result = np.zeros(n_items)
-        for anchor, weight in zip(anchor_rows, anchor_weights, strict=True):
-            neighbours = self.rows.get(anchor)
-            if neighbours is None or weight == 0.0 or neighbours.total <= 0.0:
-                continue
-            columns = neighbours.columns[: neighbours.size]
-            keep = columns < n_items
-            np.add.at(result, columns[keep], weight * neighbours.values[: neighbours.size][keep] / neighbours.total)
+        """One user's scores as a dense vector over the first `n_items` rows."""
+        return self.batch_scores([(anchor_rows, anchor_weights)], n_items).dense(1)[0]
+
+
+@dataclass(frozen=True)
+class SparseScores:
+    """A batch of sparse score vectors over `n_items` rows: (user, row, value) sorted by user, then row."""
+
+    users: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    n_items: int
+
+    def dense(self, n_users: int) -> npt.NDArray[np.float64]:
+        result = np.zeros((n_users, self.n_items))
+        result[self.users, self.rows] = self.values
         return result
+
+    def moments(self, n_users: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Each user's mean and unbiased std over all `n_items` rows (zeros included)."""
+        n = self.n_items
+        mean = np.bincount(self.users, weights=self.values, minlength=n_users) / n
+        squares = np.bincount(self.users, weights=np.square(self.values), minlength=n_users)
+        variance = (squares - n * np.square(mean)) / max(n - 1, 1)
+        return mean, np.sqrt(np.maximum(variance, 0.0))
+
+    def at(self, wanted_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The values at `wanted_rows` (users × m) of each user."""
+        keys = self.users * self.n_items + self.rows
+        if not len(keys):
+            return np.zeros(wanted_rows.shape)
+        wanted = np.arange(len(wanted_rows))[:, None] * self.n_items + wanted_rows
+        position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(keys[position] == wanted, self.values[position], 0.0)

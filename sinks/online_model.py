@@ -32,14 +32,12 @@ class OnlineModel:
         covisit_half_life_ms: float = 60 * DAY_MS,
         covisit_span: int = 20,
         learn_weights: bool = True,
-        normalisation: str = "zscore",
     ) -> None:
         self.config = config or WeightingConfig()
         self.catalogue = catalogue
         self.prior = GlobalPrior(self.config.prior_smoothing, self.config.prior_temperature)
         self.scorer = CatalogueScorer(
             catalogue, PopularityCounts(popularity_half_life_ms), CoVisitation(covisit_half_life_ms, covisit_span),
-            normalisation=normalisation,
         )
         self.learn_weights = learn_weights
 

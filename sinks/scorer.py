@@ -10,7 +10,7 @@ import numpy.typing as npt
 import torch
 
 from sinks.catalogue import Catalogue
-from sinks.covisitation import CoVisitation
+from sinks.covisitation import CoVisitation, SparseScores
 from sinks.decayed_counts import PopularityCounts
 from sinks.reasons import reasons_for
 from sinks.recommendation import RecommendedItem, UserRecommendation
@@ -20,28 +20,20 @@ from weighting.weight_update import WeightUpdate
 DAY_MS = 86_400_000
 
 
+STD_FLOOR = 1e-6
+"""A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
+
+
 def standardise(scores: torch.Tensor) -> torch.Tensor:
     """z-scores each factor row over the catalogue, so that factors share one scale; constant rows become 0."""
     mean = scores.mean(dim=-1, keepdim=True)
     std = scores.std(dim=-1, keepdim=True)
-    return torch.where(std > 1e-9, (scores - mean) / std.clamp_min(1e-9), torch.zeros_like(scores))
+    return torch.where(std > STD_FLOOR, (scores - mean) / std.clamp_min(STD_FLOOR), torch.zeros_like(scores))
 
 
-def reciprocal_ranks(scores: torch.Tensor, offset: float = 20.0) -> torch.Tensor:
-    """Replaces each factor's scores by offset/(offset + rank), rank = items scoring strictly higher.
-
-    Fusing reciprocal ranks (as in reciprocal-rank fusion) is robust to the very different shapes of the factor
-    distributions; tied items share a rank, so a constant factor stays constant.
-
-    >>> reciprocal_ranks(torch.tensor([[[3.0, 1.0, 3.0, 2.0]]]), offset=1.0).tolist()
-    [[[1.0, 0.25, 1.0, 0.3333333432674408]]]
-    """
-    descending = scores.sort(dim=-1, descending=True).values
-    ranks = torch.searchsorted(-descending.contiguous(), -scores.contiguous(), right=False)
-    return offset / (offset + ranks.to(scores.dtype))
-
-
-NORMALISATIONS = {"zscore": standardise, "reciprocal_rank": reciprocal_ranks}
+def z_scale(std: torch.Tensor) -> torch.Tensor:
+    """1/std, or 0 for a constant factor."""
+    return torch.where(std > STD_FLOOR, 1.0 / std.clamp_min(STD_FLOOR), torch.zeros_like(std))
 
 
 def rank_among(scores: torch.Tensor, excluded: torch.Tensor, row: int) -> torch.Tensor:
@@ -70,32 +62,40 @@ class CatalogueScorer:
         popularity: PopularityCounts,
         covisitation: CoVisitation,
         freshness_half_life_ms: float = 14 * DAY_MS,
-        normalisation: str = "zscore",
     ) -> None:
         self.catalogue = catalogue
         self.popularity = popularity
         self.covisitation = covisitation
         self.freshness_half_life_ms = freshness_half_life_ms
-        self.normalise = NORMALISATIONS[normalisation]
 
     def _rows(self, item_ids: Sequence[str]) -> list[int]:
         return [self.catalogue.index[i] for i in item_ids if i in self.catalogue.index]
 
+    def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
+        """The raw popularity and freshness scores (2 × items): the same for every user."""
+        n_items = len(self.catalogue)
+        age = np.maximum(now - self.catalogue.first_seen(), 0).astype(np.float64)
+        return np.stack([self.popularity.scores(n_items), np.exp(-age * math.log(2) / self.freshness_half_life_ms)])
+
+    def covisit_scores(self, updates: Sequence[WeightUpdate]) -> SparseScores:
+        anchors = [[a for a in update.anchors if a.item_id in self.catalogue] for update in updates]
+        return self.covisitation.batch_scores(
+            [(self._rows([a.item_id for a in mine]), [a.weight for a in mine]) for mine in anchors],
+            len(self.catalogue),
+        )
+
     def factor_scores(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
-        """A (users × factors × items) tensor of factor scores, each normalised over the catalogue."""
+        """A dense (users × factors × items) tensor of factor scores, each z-scored over the catalogue.
+
+        The reference form, used to learn and to evaluate several fusions at once; `rank` gets the same fused
+        scores without materialising it.
+        """
         catalogue = self.catalogue
-        n_items = len(catalogue)
         device = catalogue.device
         profiles = np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates])
         content = torch.einsum("nd,bfd->bfn", catalogue.matrix, torch.from_numpy(profiles).to(device))
-        covisit = np.stack([
-            self.covisitation.scores(self._rows([a.item_id for a in u.anchors if a.item_id in catalogue]),
-                                     [a.weight for a in u.anchors if a.item_id in catalogue], n_items)
-            for u in updates
-        ])
-        now = max(u.ts for u in updates)
-        age = np.maximum(now - catalogue.first_seen(), 0).astype(np.float64)
-        shared = np.stack([self.popularity.scores(n_items), np.exp(-age * math.log(2) / self.freshness_half_life_ms)])
+        covisit = self.covisit_scores(updates).dense(len(updates))
+        shared = self.shared_scores(max(u.ts for u in updates))
         rest = torch.cat(
             [
                 torch.from_numpy(covisit).float().unsqueeze(1),
@@ -103,14 +103,11 @@ class CatalogueScorer:
             ],
             dim=1,
         ).to(device)
-        return self.normalise(torch.cat([content, rest], dim=1))
+        return standardise(torch.cat([content, rest], dim=1))
 
     def seen_mask(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         mask = torch.zeros((len(updates), len(self.catalogue)), dtype=torch.bool)
-        for b, update in enumerate(updates):
-            rows = self._rows(list(update.seen))
-            if rows:
-                mask[b, rows] = True
+        mask[self._seen_indices(updates)] = True
         return mask.to(self.catalogue.device)
 
     def rank_losses(
@@ -132,46 +129,95 @@ class CatalogueScorer:
         return (torch.log1p(rank_among(scores, seen, row)) / math.log1p(candidates)).cpu().numpy()
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
-        """The top-k unseen items for each user, with contributions and reasons."""
-        if not updates or not len(self.catalogue):
+        """The top-k unseen items for each user, with contributions and reasons.
+
+        Computes `weights · standardise(factor_scores)` with one matrix product: a z-scored content factor is
+        `(M u - mean·u) / sqrt(u C u)` (catalogue mean and covariance), so the three content factors fold into one
+        user vector; popularity and freshness are two extra rows shared by all users; co-visitation is sparse and
+        is added where it is nonzero. The per-user constants are added to the top-k scores only.
+        """
+        catalogue = self.catalogue
+        n_items = len(catalogue)
+        if not updates or not n_items:
             return []
-        scores = self.factor_scores(updates)
-        weights = torch.from_numpy(np.stack([u.weights for u in updates])).float().to(scores.device)
-        fused = torch.einsum("bf,bfn->bn", weights, scores).masked_fill(self.seen_mask(updates), -math.inf)
-        top_scores, top_rows = fused.topk(min(k, fused.shape[1]), dim=1)
-        contributions = (weights.unsqueeze(2) * scores.gather(2, top_rows.unsqueeze(1).expand(-1, len(FACTORS), -1)))
+        device = catalogue.device
+        mean, cov = catalogue.moments
+        profiles = torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates]))
+        profiles = profiles.float().to(device)
+        weights = torch.from_numpy(np.stack([u.weights for u in updates])).float().to(device)
+        content_mean = profiles @ mean
+        content_scale = z_scale(((profiles @ cov) * profiles).sum(dim=2).clamp_min(0).sqrt())
+        user_vectors = torch.einsum("bf,bfd->bd", weights[:, :3] * content_scale, profiles)
+        offset = -(weights[:, :3] * content_scale * content_mean).sum(dim=1)
+
+        shared = torch.from_numpy(self.shared_scores(max(u.ts for u in updates))).float()
+        shared_mean, shared_scale = shared.mean(dim=1), z_scale(shared.std(dim=1))
+        shared_z = ((shared - shared_mean[:, None]) * shared_scale[:, None]).to(device)
+
+        fused = user_vectors @ catalogue.matrix.T
+        fused.addmm_(weights[:, 4:], shared_z)
+        covisit = self.covisit_scores(updates)
+        covisit_mean, covisit_std = (torch.from_numpy(x).float().to(device) for x in covisit.moments(len(updates)))
+        covisit_scale = z_scale(covisit_std)
+        offset -= weights[:, 3] * covisit_scale * covisit_mean
+        if len(covisit.users):
+            users = torch.from_numpy(covisit.users).to(device)
+            values = torch.from_numpy(covisit.values).float().to(device) * (weights[:, 3] * covisit_scale)[users]
+            fused.index_put_((users, torch.from_numpy(covisit.rows).to(device)), values, accumulate=True)
+        seen_users, seen_rows = self._seen_indices(updates)
+        fused.index_put_((seen_users.to(device), seen_rows.to(device)), torch.tensor(-math.inf, device=device))
+        top_scores, top_rows = fused.topk(min(k, n_items), dim=1)
+        top_scores += offset[:, None]
+
+        top_vectors = catalogue.matrix[top_rows]  # users × k × dim
+        content_z = (torch.einsum("bkd,bfd->bfk", top_vectors, profiles) - content_mean[:, :, None]) \
+            * content_scale[:, :, None]
+        covisit_z = torch.from_numpy(covisit.at(top_rows.cpu().numpy())).float().to(device)
+        covisit_z = (covisit_z - covisit_mean[:, None]) * covisit_scale[:, None]
+        factor_z = torch.cat([content_z, covisit_z.unsqueeze(1), shared_z[:, top_rows].permute(1, 0, 2)], dim=1)
+        contributions = (weights.unsqueeze(2) * factor_z).cpu().numpy()
+        scores_np, rows_np = top_scores.cpu().numpy(), top_rows.cpu().numpy()
         return [
-            self._recommendation(update, top_scores[b], top_rows[b], contributions[b])
+            self._recommendation(update, scores_np[b], rows_np[b], contributions[b])
             for b, update in enumerate(updates)
         ]
 
+    def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self._rows(list(update.seen)) for update in updates]
+        users = np.repeat(np.arange(len(updates)), [len(r) for r in rows])
+        return torch.from_numpy(users), torch.from_numpy(np.fromiter((r for rs in rows for r in rs), np.int64))
+
     def _recommendation(
-        self, update: WeightUpdate, scores: torch.Tensor, rows: torch.Tensor, contributions: torch.Tensor
+        self,
+        update: WeightUpdate,
+        scores: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.int64],
+        contributions: npt.NDArray[np.float32],
     ) -> UserRecommendation:
-        keep = torch.isfinite(scores)
-        rows_np = rows[keep].cpu().numpy()
-        scores_np = scores[keep].cpu().numpy()
-        contrib_np = contributions[:, keep].cpu().numpy()
+        keep = np.isfinite(scores)
+        rows, scores, contributions = rows[keep], scores[keep], contributions[:, keep]
         anchors = [a for a in update.anchors if a.item_id in self.catalogue][:10]
         anchor_rows = self._rows([a.item_id for a in anchors])
         reasons = reasons_for(
-            contrib_np.argmax(axis=0).tolist(),
-            self.catalogue.vectors[rows_np],
+            contributions.argmax(axis=0).tolist(),
+            self.catalogue.vectors[rows],
             anchors,
             self.catalogue.vectors[anchor_rows],
             [self.catalogue.items[r].title for r in anchor_rows],
         )
+        rounded = np.round(contributions.astype(np.float64), 6).T.tolist()
         items = tuple(
             RecommendedItem(
                 item_id=self.catalogue.items[row].item_id,
-                score=round(float(score), 6),
-                contributions={name: round(float(contrib_np[f, i]), 6) for f, name in enumerate(FACTORS)},
+                score=score,
+                contributions=dict(zip(FACTORS, item_contributions, strict=True)),
                 reason=reason,
             )
-            for i, (row, score, reason) in enumerate(zip(rows_np, scores_np, reasons, strict=True))
+            for row, score, item_contributions, reason in zip(
+                rows.tolist(), np.round(scores.astype(np.float64), 6).tolist(), rounded, reasons, strict=True
+            )
         )
         return UserRecommendation(
             user_id=update.user_id, ts=update.ts, trigger_event_id=update.trigger_event_id,
             weights=update.weights_by_factor(), items=items,
         )
-

@@ -66,3 +66,51 @@ def test_rank_losses_are_log_scaled_and_count_ties_half() -> None:
     # a constant factor ties a2 with all 3 competitors: rank 1.5, on a log scale over 3 competitors
     assert losses[Factor.FRESHNESS] == pytest.approx(np.log1p(1.5) / np.log1p(3))
     assert losses[Factor.QUERY] == pytest.approx(np.log1p(1.5) / np.log1p(3))
+
+
+def test_fused_ranking_equals_the_dense_reference_fusion() -> None:
+    rng = np.random.default_rng(7)
+    n_items, dim = 400, 16
+    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"i{n}" for n in range(n_items)]
+    catalogue = Catalogue(dim)
+    catalogue.upsert([CatalogueItem(i, i, (), int(rng.integers(0, 30)) * DAY) for i in ids],
+                     dict(zip(ids, vectors, strict=True)))
+    model = OnlineModel(catalogue)
+    states = {}
+    for n in range(600):
+        user = f"u{n % 12}"
+        item = ids[int(rng.integers(0, 60)) if n % 3 else int(rng.integers(0, n_items))]
+        kind = ["view", "click", "purchase", "search"][n % 4]
+        query = vectors[int(rng.integers(0, n_items))] if kind == "search" else None
+        event = ProfileEvent(f"e{n}", kind, 40 * DAY + n * 60_000, None if kind == "search" else item)
+        states[user] = model.learn(user, states.get(user, model.new_state()), event, query)
+    updates = [model.weight_update(user, state, 40 * DAY + 600 * 60_000) for user, state in states.items()]
+    assert sum(bool(u.anchors) for u in updates) == 9  # three users only searched
+    assert sum(bool(u.query.any()) for u in updates) == 3
+
+    recommendations = model.recommend(updates, k=15)
+
+    scores = model.scorer.factor_scores(updates)
+    weights = torch.from_numpy(np.stack([u.weights for u in updates])).float()
+    reference = torch.einsum("bf,bfn->bn", weights, scores).masked_fill(model.scorer.seen_mask(updates), -np.inf)
+    top_scores, top_rows = reference.topk(15, dim=1)
+    for b, rec in enumerate(recommendations):
+        assert [item.item_id for item in rec.items] == [ids[r] for r in top_rows[b].tolist()]
+        assert [item.score for item in rec.items] == pytest.approx(top_scores[b].tolist(), abs=1e-4)
+        for item, row in zip(rec.items, top_rows[b].tolist(), strict=True):
+            expected = (weights[b] * scores[b, :, row]).tolist()
+            assert [item.contributions[f] for f in FACTORS] == pytest.approx(expected, abs=1e-4)
+
+
+def test_catalogue_moments_follow_upserts() -> None:
+    rng = np.random.default_rng(1)
+    catalogue = Catalogue(4)
+    first = {f"i{n}": rng.normal(size=4).astype(np.float32) for n in range(30)}
+    catalogue.upsert([CatalogueItem(i, i) for i in first], first)
+    replaced = {"i3": rng.normal(size=4).astype(np.float32), "new": rng.normal(size=4).astype(np.float32)}
+    catalogue.upsert([CatalogueItem(i, i) for i in replaced], replaced)
+    mean, cov = catalogue.moments
+    assert mean.numpy() == pytest.approx(catalogue.vectors.mean(axis=0), abs=1e-5)
+    assert cov.numpy() == pytest.approx(np.cov(catalogue.vectors, rowvar=False), abs=1e-5)

@@ -1,0 +1,97 @@
+"""A live pipeline for benchmarks: fresh topics on the real broker, a catalogue of any size, one worker, and the
+worker's own Prometheus metrics as the instrument panel."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from subprocess import Popen
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from deploy.local_kafka import LocalBroker, start
+from streams.catalogue_data import builtin_catalogue
+from streams.demo import run_settings, start_worker, stop_worker
+from streams.events import Item
+from streams.kafka_clients import idempotent_producer
+from streams.produce import publish_lines
+from streams.settings import Settings
+from streams.topics_admin import ensure_topics
+
+
+def scaled_catalogue(n_items: int) -> list[Item]:
+    """`n_items` items: the built-in catalogue's items, repeated as numbered editions (same topics as tags)."""
+    base = builtin_catalogue()
+    return [
+        replace(item, item_id=f"{item.item_id}-{n // len(base)}", title=f"{item.title}, edition {n // len(base)}")
+        for n, item in ((n, base[n % len(base)]) for n in range(n_items))
+    ]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class LivePipeline:
+    """Fresh topics and one worker; `metrics()` scrapes the worker."""
+
+    settings: Settings
+    items: list[Item]
+    worker: Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, name: str, n_items: int, **overrides: object) -> LivePipeline:
+        base = Settings.from_env(**overrides)
+        if "KAFKA_BOOTSTRAP" not in os.environ:
+            base = replace(base, bootstrap=start(LocalBroker()))
+        settings = run_settings(base, time.strftime(f"{name}-%Y%m%d-%H%M%S"))
+        ensure_topics(settings)
+        items = scaled_catalogue(n_items)
+        producer = idempotent_producer(settings)
+        publish_lines(producer, settings.items_topic, (orjson.dumps(i.to_dict()) for i in items), items=True)
+        producer.close()
+        return cls(settings, items)
+
+    def start(self) -> None:
+        self.worker = start_worker(self.settings, Path(self.settings.data_dir) / "worker.log")
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            stop_worker(self.worker)
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample, labels folded into the name (`name{label=value}`), summed over partitions for the lag."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = {k: v for k, v in sample.labels.items() if k != "partition"}
+                name = sample.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+                                      if labels else "")
+                samples[name] = samples.get(name, 0.0) + sample.value
+        return samples
+
+    def total(self, metrics: dict[str, float], prefix: str) -> float:
+        return sum(value for name, value in metrics.items() if name.startswith(prefix))
+
+    def wait_ready(self, timeout_s: float = 600) -> float:
+        """Waits until the worker serves metrics with the whole catalogue loaded; returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            try:
+                if self.metrics().get("driftrec_catalogue_items", 0) >= len(self.items):
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"worker not ready after {timeout_s:.0f}s; see {self.settings.data_dir}/worker.log")

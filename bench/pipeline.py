@@ -1,0 +1,170 @@
+"""The live pipeline on the real local broker, one worker, against a bare aiokafka loop in the same run.
+
+    python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3]
+    python -m bench.pipeline latency [--rate 1000 --seconds 60]
+
+throughput: a backlog of events is produced first; a bare aiokafka consumer loop (getmany + orjson.loads of
+each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures:
+events/s ingested and events/s fully applied and ranked, each against the bare loop.
+latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
+receiving the recommendation (p50/p95/p99), read from the recommendations topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaConsumer
+
+from bench.live_pipeline import LivePipeline, rss_mib
+from streams.kafka_clients import aiokafka_config, client_config, idempotent_producer
+from streams.settings import Settings
+from streams.synthetic import behaviour_stream, make_users
+
+STAGE_LAG = "driftrec_consumer_lag"
+
+
+async def bare_loop(settings: Settings, expected: int) -> float:
+    """Seconds a bare aiokafka consumer takes to read and parse `expected` records, from the first record."""
+    consumer = AIOKafkaConsumer(settings.behaviour_topics[0], **aiokafka_config(settings), group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    count, first = 0, 0.0
+    try:
+        while count < expected:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                first = first or time.perf_counter()
+                for record in records:
+                    orjson.loads(record.value)
+                count += len(records)
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - first
+
+
+def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> int:  # type: ignore[type-arg]
+    people = make_users(users, sorted({item.tags[0] for item in items}), seed=9)
+    producer = idempotent_producer(settings)
+    topic = settings.behaviour_topics[0]
+    sent = 0
+    for event in behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000, seed=9):
+        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
+        sent += 1
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def throughput(args: argparse.Namespace) -> int:
+    run = LivePipeline.create("throughput", args.items)
+    sent = produce_backlog(run.settings, args.users, args.events_per_user, run.items)
+    bare = asyncio.run(bare_loop(run.settings, sent))
+    print(f"backlog: {sent} events from {args.users} users over {len(run.items)} items")
+    print(f"bare aiokafka loop: {sent / bare:,.0f} events/s ({bare:.2f}s)")
+    run.start()
+    try:
+        print(f"worker ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors loaded)", flush=True)
+        first = ingested_at = None
+        while True:
+            metrics = run.metrics()
+            now = time.perf_counter()
+            ingested = run.total(metrics, "driftrec_events_in_total")
+            if ingested and first is None:
+                first = now
+            if ingested >= sent and ingested_at is None:
+                ingested_at = now
+            applied = metrics.get("driftrec_events_applied_total", 0)
+            if applied >= sent and run.total(metrics, STAGE_LAG) == 0:
+                break
+            time.sleep(0.25)
+        assert first is not None and ingested_at is not None
+        done = now
+        rss = rss_mib(run.worker.pid) if run.worker else 0.0
+    finally:
+        run.stop()
+    ingest_rate, end_to_end = sent / (ingested_at - first), sent / (done - first)
+    print(f"pipeline ingest: {ingest_rate:,.0f} events/s, {ingest_rate * bare / sent:.3f}x the bare loop")
+    print(f"pipeline end to end (applied and ranked): {end_to_end:,.0f} events/s, "
+          f"{end_to_end * bare / sent:.3f}x the bare loop; "
+          f"{int(metrics.get('driftrec_recommendations_total', 0))} recommendation lists; worker RSS {rss:.0f} MiB")
+    return 0
+
+
+def latency(args: argparse.Namespace) -> int:
+    run = LivePipeline.create("latency", args.items)
+    sent_at: dict[str, float] = {}
+    run.start()
+    try:
+        print(f"worker ready in {run.wait_ready():.0f}s", flush=True)
+        consumer = KafkaConsumer(run.settings.recommendations_topic, **client_config(run.settings),
+                                 auto_offset_reset="latest")
+        consumer.poll(timeout_ms=1000)
+        feeder = threading.Thread(target=produce_steadily, args=(run, args.rate, args.seconds, args.users, sent_at))
+        feeder.start()
+        latencies: list[float] = []
+        deadline = time.time() + args.seconds + 30
+        while time.time() < deadline and (feeder.is_alive() or not latencies or time.time() < deadline - 20):
+            received = time.time()
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    trigger = orjson.loads(record.value)["trigger_event_id"]
+                    if trigger in sent_at:
+                        latencies.append(1000 * (received - sent_at[trigger]))
+        feeder.join()
+        metrics = run.metrics()
+        consumer.close()
+    finally:
+        run.stop()
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+    print(f"{len(sent_at)} events at {args.rate:.0f}/s for {args.seconds:.0f}s, {len(latencies)} recommendations; "
+          f"event -> recommendation p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, max {max(latencies):.0f} ms")
+    print(f"worker: {int(run.total(metrics, 'driftrec_events_in_total'))} events in, "
+          f"{int(metrics.get('driftrec_window_flushes_total', 0))} windows, final stage lag "
+          f"{int(run.total(metrics, STAGE_LAG))}")
+    return 0
+
+
+def produce_steadily(run: LivePipeline, rate: float, seconds: float, users: int, sent_at: dict[str, float]) -> None:
+    people = make_users(users, sorted({item.tags[0] for item in run.items}), seed=4)
+    producer = idempotent_producer(run.settings)
+    topic = run.settings.behaviour_topics[0]
+    per_user = int(rate * seconds / users) + 1
+    started = time.monotonic()
+    for n, event in enumerate(behaviour_stream(people, run.items, per_user, int(time.time() * 1000), seed=4)):
+        if n >= rate * seconds:
+            break
+        ahead = n / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+        sent_at[event.event_id] = time.time()
+        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
+    producer.flush()
+    producer.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    benches = parser.add_subparsers(dest="bench", required=True)
+    first = benches.add_parser("throughput")
+    first.add_argument("--users", type=int, default=10_000)
+    first.add_argument("--items", type=int, default=10_000)
+    first.add_argument("--events-per-user", type=int, default=3)
+    first.set_defaults(run=throughput)
+    second = benches.add_parser("latency")
+    second.add_argument("--rate", type=float, default=1000.0)
+    second.add_argument("--seconds", type=float, default=60.0)
+    second.add_argument("--users", type=int, default=10_000)
+    second.add_argument("--items", type=int, default=10_000)
+    second.set_defaults(run=latency)
+    args = parser.parse_args()
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
