@@ -34,15 +34,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.movielens import load_movielens
     from bench.plots import plot_metrics, plot_weights
     from bench.replay import ReplayOptions, build_catalogue, format_table, replay
-    from encoders.sentence_encoder import SentenceTransformerEncoder
+    from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
 
     items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl)
     if args.max_events:
         events = events[: args.max_events]
     args.k = args.k or settings.top_k
-    encoder = SentenceTransformerEncoder(settings.encoder_model, settings.encoder_device or None,
-                                         settings.encoder_batch_size)
+    encoder = make_encoder(settings.encoder_model, settings.encoder_backend, settings.encoder_device or None,
+                           settings.encoder_batch_size, Path(settings.data_dir))
     catalogue = build_catalogue(items, encoder,
                                 VectorCache(Path(settings.data_dir) / "item-vectors", encoder.model_name))
     active = [user for user, _ in Counter(e.user_id for e in events).most_common(4)]

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel
 from streams.catalogue_data import builtin_catalogue
+from streams.settings import Settings
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
 from weighting.weight_update import Anchor
@@ -38,7 +40,8 @@ def best_of(repeats: int, function: Callable[[], object]) -> float:
     return min(timings)
 
 
-def encoder_ceiling(n_texts: int, batch_size: int) -> None:
+def encoder_ceiling(n_texts: int, batch_size: int, cache_dir: Path) -> None:
+    """driftrec's torch encoder vs a bare `model.encode`; then the int8 ONNX backend vs torch on the CPU."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     encoder = SentenceTransformerEncoder(batch_size=batch_size)
     items = builtin_catalogue()
@@ -48,6 +51,18 @@ def encoder_ceiling(n_texts: int, batch_size: int) -> None:
     bare = best_of(2, lambda: bare_model.encode(texts, batch_size=batch_size, normalize_embeddings=True))
     print(f"encoder [{encoder.device}] {n_texts} texts, batch {batch_size}: driftrec {n_texts / ours:.0f} sentences/s, "
           f"bare model.encode {n_texts / bare:.0f} sentences/s, ratio {bare / ours:.2f}x")
+    try:
+        from encoders.onnx_encoder import OnnxInt8Encoder
+    except ImportError:
+        print("onnx-int8 backend: not installed (pip install driftrec[onnx])")
+        return
+    cpu = encoder if encoder.device == "cpu" else SentenceTransformerEncoder(device="cpu", batch_size=batch_size)
+    torch_cpu = best_of(2, lambda: cpu.encode(texts))
+    int8 = OnnxInt8Encoder(batch_size=batch_size, cache_dir=cache_dir)
+    quantised = best_of(2, lambda: int8.encode(texts))
+    agreement = (int8.encode(texts) * cpu.encode(texts)).sum(axis=1)
+    print(f"onnx-int8 [cpu]: {n_texts / quantised:.0f} sentences/s vs torch cpu {n_texts / torch_cpu:.0f} sentences/s, "
+          f"{torch_cpu / quantised:.2f}x; cosine with torch mean {agreement.mean():.4f}, min {agreement.min():.4f}")
 
 
 def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
@@ -91,7 +106,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:
-        encoder_ceiling(args.texts, args.batch_size)
+        encoder_ceiling(args.texts, args.batch_size, Path(Settings.from_env().data_dir) / "onnx")
     for n_items in args.items:
         scorer_ceiling(n_items, args.users, 10)
     return 0

@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
-from encoders.sentence_encoder import SentenceTransformerEncoder
+from encoders.backends import make_encoder
+from encoders.sentence_encoder import best_device
+from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
@@ -35,10 +37,10 @@ class WorkerRuntime:
         self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 
     @cached_property
-    def encoder(self) -> SentenceTransformerEncoder:
-        return SentenceTransformerEncoder(
-            self.settings.encoder_model, self.settings.encoder_device or None, self.settings.encoder_batch_size
-        )
+    def encoder(self) -> TextEncoder:
+        s = self.settings
+        return make_encoder(s.encoder_model, s.encoder_backend, s.encoder_device or None, s.encoder_batch_size,
+                            Path(s.data_dir))
 
     @cached_property
     def vector_cache(self) -> VectorCache:
@@ -46,7 +48,7 @@ class WorkerRuntime:
 
     @cached_property
     def model(self) -> OnlineModel:
-        return OnlineModel(Catalogue(self.encoder.dim, self.encoder.device))
+        return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()))
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""

