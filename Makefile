@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ broker-down: $(STAMP)
 
 bench: $(STAMP)           ## replay benchmark on MovieLens (DATASET=path/to/ml-latest-small)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/driftrec replay --movielens $(DATASET)
+
+bench-stages: $(STAMP)    ## encoder and scorer against bare torch (and the int8 ONNX backend against torch CPU)
+	HF_HUB_OFFLINE=1 $(PY) -m bench.stage_ceilings --items 10000 100000 1000000
+
+bench-pipeline: $(STAMP)  ## live pipeline throughput against a bare aiokafka loop, then latency at a steady rate
+	$(PY) -m deploy.local_kafka up
+	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline throughput
+	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline latency
 
 clean:
 	rm -rf .driftrec .pytest_cache .ruff_cache .mypy_cache

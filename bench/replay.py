@@ -60,7 +60,7 @@ class ReplayResult:
 
 def build_catalogue(items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None) -> Catalogue:
     catalogue = Catalogue(encoder.dim)
-    upsert_items(catalogue, items, encoder, cache)
+    upsert_items(catalogue, items, encoder, cache, progress=True)
     return catalogue
 
 

@@ -93,7 +93,7 @@ class CatalogueScorer:
         catalogue = self.catalogue
         device = catalogue.device
         profiles = np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates])
-        content = torch.einsum("nd,bfd->bfn", catalogue.matrix, torch.from_numpy(profiles).to(device))
+        content = torch.from_numpy(profiles).to(device) @ catalogue.matrix.T
         covisit = self.covisit_scores(updates).dense(len(updates))
         shared = self.shared_scores(max(u.ts for u in updates))
         rest = torch.cat(

@@ -14,12 +14,16 @@ from sinks.catalogue import Catalogue, CatalogueItem
 from streams.events import Item, parse_item
 
 
-def upsert_items(catalogue: Catalogue, items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None) -> int:
+def upsert_items(
+    catalogue: Catalogue, items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None,
+    *, progress: bool = False,
+) -> int:
     """Encodes items (through the vector cache) and upserts them, the last version of an id winning; returns how
     many texts were newly encoded."""
     latest = {item.item_id: item for item in items}
     vectors, encoded = encode_with_cache(
-        {item_id: item_text(item.title, item.text, item.tags) for item_id, item in latest.items()}, encoder, cache
+        {item_id: item_text(item.title, item.text, item.tags) for item_id, item in latest.items()}, encoder, cache,
+        progress=progress,
     )
     catalogue.upsert([CatalogueItem(i.item_id, i.title, i.tags, i.ts) for i in latest.values()], vectors)
     return encoded

@@ -42,9 +42,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
     ensure_topics(settings)
+    options = ["--loglevel", args.loglevel, *(["--without-web"] if args.without_web else [])]
+    if not args.once:
+        from streams.supervisor import supervise
+
+        return supervise([sys.executable, "-m", "streams.cli", "worker", "--once", *options])
     from streams.worker import app
 
-    sys.argv = ["driftrec", "worker", "--loglevel", args.loglevel, *(["--without-web"] if args.without_web else [])]
+    sys.argv = ["driftrec", "worker", *options]
     app.main()
     return 0
 
@@ -100,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="start a Faust worker (faust -A streams.worker worker)")
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--without-web", action="store_true")
+    worker.add_argument("--once", action="store_true", help="run the worker in this process, without restarts")
     worker.set_defaults(run=_worker)
     demo = commands.add_parser("demo", help="run the live demo on a local broker")
     demo.add_argument("--duration", type=float, default=60.0)

@@ -69,6 +69,9 @@ class Settings:
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
     encoder_batch_size: int = setting(64, "texts per encoder forward pass")
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
+    stall_timeout_s: float = setting(
+        90.0, "a worker with records waiting on a partition whose commits stop for this long exits to restart (0: off)"
+    )
     web_host: str = setting("127.0.0.1", "address of the worker's web server (live page, JSON, /metrics)")
     web_port: int = setting(6066, "port of the worker's web server")
     max_payload_bytes: int = setting(65_536, "records larger than this are dead-lettered")

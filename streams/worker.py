@@ -12,6 +12,7 @@ if settings.role in ("all", "encoder"):
     import streams.encode_agent
 if settings.role in ("all", "core"):
     import streams.agents
+import streams.liveness
 import streams.web_views  # noqa: F401
 
 __all__ = ["app"]

@@ -76,3 +76,16 @@ def test_onnx_int8_backend_agrees_with_the_torch_encoder(encoder, tmp_path) -> N
     nearest_int8 = (vectors @ vectors.T).argsort(axis=1)[:, -2]
     nearest_torch = (reference @ reference.T).argsort(axis=1)[:, -2]
     assert (nearest_int8 == nearest_torch).mean() > 0.9
+
+
+@pytest.mark.slow
+def test_large_catalogues_are_encoded_and_cached_in_chunks(encoder, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from encoders import cached_encoding
+
+    monkeypatch.setattr(cached_encoding, "CHUNK", 2)
+    counting = CountingEncoder(encoder)
+    texts = {f"i{n}": f"item number {n}" for n in range(5)}
+    cache = VectorCache(tmp_path / "vectors", counting.model_name)
+    vectors, encoded = encode_with_cache(texts, counting, cache, progress=True)
+    assert encoded == 5 and counting.calls == [2, 2, 1]
+    assert set(cache.get_many(texts)) == set(texts) == set(vectors)

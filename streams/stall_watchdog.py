@@ -1,0 +1,39 @@
+"""Detects a stalled consumer: records wait on a partition but its committed offset has not moved for a while.
+
+Faust can silently stop fetching some partitions after a rebalance (faust-streaming issue #629). A worker that
+sees this exits with STALL_EXIT_CODE; `driftrec worker` (or the orchestrator) starts it again, and at-least-once
+delivery with idempotent state makes the restart safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+
+STALL_EXIT_CODE = 75
+
+
+@dataclass
+class StallWatchdog:
+    """Fed (committed offset, end offset) per partition; reports the partitions stuck for `grace_s` seconds."""
+
+    grace_s: float
+    since: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
+
+    def observe(self, progress: Mapping[Hashable, tuple[int, int]], now: float) -> list[Hashable]:
+        stalled = []
+        for key, (committed, end) in progress.items():
+            if end <= committed:
+                self.since.pop(key, None)
+                continue
+            seen = self.since.get(key)
+            if seen is None or seen[0] != committed:
+                self.since[key] = (committed, now)
+            elif now - seen[1] >= self.grace_s:
+                stalled.append(key)
+        for key in set(self.since) - set(progress):
+            del self.since[key]
+        return stalled
+
+    def reset(self) -> None:
+        self.since.clear()

@@ -1,0 +1,38 @@
+"""`driftrec worker` runs the Faust worker in a child process and starts it again when it exits after a stall.
+
+Any other exit (a signal, an error, a clean stop) ends the supervisor with the child's status; SIGTERM and SIGINT
+are passed on to the child, which shuts down cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+
+from streams.stall_watchdog import STALL_EXIT_CODE
+
+log = logging.getLogger(__name__)
+MAX_RESTARTS_PER_HOUR = 12
+
+
+def supervise(command: Sequence[str]) -> int:
+    restarts: list[float] = []
+    while True:
+        child = subprocess.Popen(command)
+        forwarded = {sig: signal.signal(sig, lambda number, _frame, child=child: child.send_signal(number))
+                     for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            status = child.wait()
+        finally:
+            for sig, previous in forwarded.items():
+                signal.signal(sig, previous)
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 3600]
+        if status != STALL_EXIT_CODE or len(restarts) >= MAX_RESTARTS_PER_HOUR:
+            return status
+        restarts.append(now)
+        print(f"driftrec worker: the worker stalled (exit {STALL_EXIT_CODE}); restarting it "
+              f"({len(restarts)} restarts in the last hour)", flush=True)
