@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime
+import torch
 
 from encoders.sentence_encoder import DEFAULT_MODEL, resolve_model
 
@@ -34,14 +35,13 @@ def _pooling_mode(model: Any) -> str:
 def export_int8(model: Any, path: Path) -> None:
     """Exports the model's transformer to ONNX (dynamic batch and length) and quantises its weights to int8,
     per output channel (per-tensor scales cost too much accuracy on MiniLM: cosine 0.957 vs 0.993)."""
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     full = path.with_name("model-fp32.onnx")
     example = model.tokenizer(["an example sentence"], return_tensors="pt")
     names = [name for name in INPUTS if name in example]
-    transformer = _ByName(model[0].auto_model.eval(), names)
+    transformer = ByName(model[0].auto_model.eval(), names)
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     with torch.no_grad():
         torch.onnx.export(
@@ -53,25 +53,16 @@ def export_int8(model: Any, path: Path) -> None:
     full.unlink()
 
 
-def _by_name_module() -> type:
-    import torch
+class ByName(torch.nn.Module):
+    """Calls the transformer with its inputs by name and returns the last hidden state (for the exporter)."""
 
-    class ByName(torch.nn.Module):
-        """Calls the transformer with its inputs by name and returns the last hidden state (for the exporter)."""
+    def __init__(self, transformer: torch.nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.names = names
 
-        def __init__(self, transformer: torch.nn.Module, names: list[str]) -> None:
-            super().__init__()
-            self.transformer = transformer
-            self.names = names
-
-        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return self.transformer(**dict(zip(self.names, tensors, strict=True))).last_hidden_state
-
-    return ByName
-
-
-def _ByName(transformer: Any, names: list[str]) -> Any:  # noqa: N802  (constructs the wrapper module)
-    return _by_name_module()(transformer, names)
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.transformer(**dict(zip(self.names, tensors, strict=True))).last_hidden_state
 
 
 class OnnxInt8Encoder:
@@ -87,8 +78,8 @@ class OnnxInt8Encoder:
         source = SentenceTransformer(resolve_model(model), device="cpu")
         self._pooling = _pooling_mode(source)
         self._normalise = len(source) > 2
-        self._name = f"{model}+onnx-int8"
-        self._dim = int(source.get_embedding_dimension() or 0)
+        self.model_name = f"{model}+onnx-int8"
+        self.dim = int(source.get_embedding_dimension() or 0)
         self.batch_size = batch_size
         self.device = "cpu"
         self.tokenizer = source.tokenizer
@@ -101,17 +92,9 @@ class OnnxInt8Encoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self.session.get_inputs()]
 
-    @property
-    def model_name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Length-sorted batches (little padding), pooled and normalised like the sentence-transformers model."""
-        result = np.zeros((len(texts), self._dim), dtype=np.float32)
+        result = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
