@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,15 @@ def rank_among(scores: torch.Tensor, excluded: torch.Tensor, row: int) -> torch.
     above = ((scores > target) & candidates).sum(dim=1).double()
     ties = ((scores == target) & candidates).sum(dim=1).double()
     return above + 0.5 * ties
+
+
+@dataclass(frozen=True)
+class TopK:
+    """users × k scores and rows (−inf where fewer than k items were unseen), users × factors × k contributions."""
+
+    scores: npt.NDArray[np.float32]
+    rows: npt.NDArray[np.int64]
+    contributions: npt.NDArray[np.float32]
 
 
 class CatalogueScorer:
@@ -129,7 +139,17 @@ class CatalogueScorer:
         return (torch.log1p(rank_among(scores, seen, row)) / math.log1p(candidates)).cpu().numpy()
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
-        """The top-k unseen items for each user, with contributions and reasons.
+        """The top-k unseen items for each user, with contributions and reasons."""
+        if not updates or not len(self.catalogue):
+            return []
+        top = self.top_k(updates, k)
+        return [
+            self._recommendation(update, top.scores[b], top.rows[b], top.contributions[b])
+            for b, update in enumerate(updates)
+        ]
+
+    def top_k(self, updates: Sequence[WeightUpdate], k: int) -> TopK:
+        """Each user's k best unseen rows by fused score, with the per-factor contributions at those rows.
 
         Computes `weights · standardise(factor_scores)` with one matrix product: a z-scored content factor is
         `(M u - mean·u) / sqrt(u C u)` (catalogue mean and covariance), so the three content factors fold into one
@@ -138,8 +158,6 @@ class CatalogueScorer:
         """
         catalogue = self.catalogue
         n_items = len(catalogue)
-        if not updates or not n_items:
-            return []
         device = catalogue.device
         mean, cov = catalogue.moments
         profiles = torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates]))
@@ -175,12 +193,8 @@ class CatalogueScorer:
         covisit_z = torch.from_numpy(covisit.at(top_rows.cpu().numpy())).float().to(device)
         covisit_z = (covisit_z - covisit_mean[:, None]) * covisit_scale[:, None]
         factor_z = torch.cat([content_z, covisit_z.unsqueeze(1), shared_z[:, top_rows].permute(1, 0, 2)], dim=1)
-        contributions = (weights.unsqueeze(2) * factor_z).cpu().numpy()
-        scores_np, rows_np = top_scores.cpu().numpy(), top_rows.cpu().numpy()
-        return [
-            self._recommendation(update, scores_np[b], rows_np[b], contributions[b])
-            for b, update in enumerate(updates)
-        ]
+        contributions = weights.unsqueeze(2) * factor_z
+        return TopK(top_scores.cpu().numpy(), top_rows.cpu().numpy(), contributions.cpu().numpy())
 
     def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self._rows(list(update.seen)) for update in updates]
