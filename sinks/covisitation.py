@@ -10,6 +10,9 @@ import numpy.typing as npt
 
 from sinks.decayed_counts import ForwardDecay
 
+DENSE_SUM_LIMIT = 1 << 24
+"""Batches of users × items up to this size are summed densely; larger ones by sorting their nonzero keys."""
+
 
 class NeighbourRow:
     """One item's decayed co-visitation counts as growable parallel arrays (columns, values)."""
@@ -86,8 +89,14 @@ class CoVisitation:
         users = np.repeat([user for user, _ in owners], [size for _, size in owners])
         all_columns, all_values = np.concatenate(columns), np.concatenate(values)
         keep = all_columns < n_items
-        keys, inverse = np.unique(users[keep] * n_items + all_columns[keep], return_inverse=True)
-        summed = np.bincount(inverse, weights=all_values[keep], minlength=len(keys)).astype(np.float64)
+        flat = users[keep] * n_items + all_columns[keep]
+        if len(anchors) * n_items <= DENSE_SUM_LIMIT:  # summing into a dense buffer beats sorting the keys
+            dense = np.bincount(flat, weights=all_values[keep], minlength=len(anchors) * n_items)
+            keys = np.flatnonzero(dense)
+            summed = dense[keys].astype(np.float64)
+        else:
+            keys, inverse = np.unique(flat, return_inverse=True)
+            summed = np.bincount(inverse, weights=all_values[keep], minlength=len(keys)).astype(np.float64)
         return SparseScores(keys // n_items, keys % n_items, summed, n_items)
 
     def scores(
