@@ -4,8 +4,10 @@ worker's own Prometheus metrics as the instrument panel."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from subprocess import Popen
@@ -16,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.local_kafka import LocalBroker, start
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
-from streams.events import Item
+from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
 from streams.produce import publish_lines
 from streams.settings import Settings
@@ -32,11 +34,37 @@ def scaled_catalogue(n_items: int) -> list[Item]:
     ]
 
 
+def send_events(
+    settings: Settings, events: Iterable[BehaviorEvent], rate: float | None = None,
+    stop: threading.Event | None = None, sent_at: dict[str, float] | None = None,
+) -> int:
+    """Sends events keyed by user to the first behaviour topic, at `rate` per second (or as fast as possible),
+    until they run out or `stop` is set; records each send time in `sent_at`; returns how many were sent."""
+    producer = idempotent_producer(settings)
+    topic = settings.behaviour_topics[0]
+    started = time.monotonic()
+    sent = 0
+    for event in events:
+        if stop is not None and stop.is_set():
+            break
+        ahead = sent / rate - (time.monotonic() - started) if rate else 0.0
+        if ahead > 0:
+            time.sleep(ahead)
+        if sent_at is not None:
+            sent_at[event.event_id] = time.time()
+        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
+        sent += 1
+    producer.flush()
+    producer.close()
+    return sent
+
+
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of a process and its descendants (`driftrec worker` supervises a child worker)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    own = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), 0.0)
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(rss_mib(int(child)) for child in children)
 
 
 @dataclass

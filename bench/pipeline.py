@@ -4,8 +4,9 @@
     python -m bench.pipeline latency [--rate 1000 --seconds 60]
 
 throughput: a backlog of events is produced first; a bare aiokafka consumer loop (getmany + orjson.loads of
-each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures:
-events/s ingested and events/s fully applied and ranked, each against the bare loop.
+each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures,
+timed from the moment the worker has its catalogue (when its agents start): events/s ingested and events/s
+fully applied and ranked, each against the bare loop.
 latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
 receiving the recommendation (p50/p95/p99), read from the recommendations topic.
 """
@@ -16,14 +17,15 @@ import argparse
 import asyncio
 import threading
 import time
+from itertools import islice
 
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaConsumer
 
-from bench.live_pipeline import LivePipeline, rss_mib
-from streams.kafka_clients import aiokafka_config, client_config, idempotent_producer
+from bench.live_pipeline import LivePipeline, rss_mib, send_events
+from streams.kafka_clients import aiokafka_config, client_config
 from streams.settings import Settings
 from streams.synthetic import behaviour_stream, make_users
 
@@ -50,15 +52,8 @@ async def bare_loop(settings: Settings, expected: int) -> float:
 
 def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> int:  # type: ignore[type-arg]
     people = make_users(users, sorted({item.tags[0] for item in items}), seed=9)
-    producer = idempotent_producer(settings)
-    topic = settings.behaviour_topics[0]
-    sent = 0
-    for event in behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000, seed=9):
-        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
-        sent += 1
-    producer.flush()
-    producer.close()
-    return sent
+    return send_events(settings, behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000,
+                                                  seed=9))
 
 
 def throughput(args: argparse.Namespace) -> int:
@@ -70,20 +65,17 @@ def throughput(args: argparse.Namespace) -> int:
     run.start()
     try:
         print(f"worker ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors loaded)", flush=True)
-        first = ingested_at = None
+        first, ingested_at = time.perf_counter(), None  # the agents start on the backlog once the catalogue is in
         while True:
             metrics = run.metrics()
             now = time.perf_counter()
-            ingested = run.total(metrics, "driftrec_events_in_total")
-            if ingested and first is None:
-                first = now
-            if ingested >= sent and ingested_at is None:
+            if run.total(metrics, "driftrec_events_in_total") >= sent and ingested_at is None:
                 ingested_at = now
             applied = metrics.get("driftrec_events_applied_total", 0)
             if applied >= sent and run.total(metrics, STAGE_LAG) == 0:
                 break
             time.sleep(0.25)
-        assert first is not None and ingested_at is not None
+        assert ingested_at is not None
         done = now
         rss = rss_mib(run.worker.pid) if run.worker else 0.0
     finally:
@@ -132,20 +124,9 @@ def latency(args: argparse.Namespace) -> int:
 
 def produce_steadily(run: LivePipeline, rate: float, seconds: float, users: int, sent_at: dict[str, float]) -> None:
     people = make_users(users, sorted({item.tags[0] for item in run.items}), seed=4)
-    producer = idempotent_producer(run.settings)
-    topic = run.settings.behaviour_topics[0]
     per_user = int(rate * seconds / users) + 1
-    started = time.monotonic()
-    for n, event in enumerate(behaviour_stream(people, run.items, per_user, int(time.time() * 1000), seed=4)):
-        if n >= rate * seconds:
-            break
-        ahead = n / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
-        sent_at[event.event_id] = time.time()
-        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
-    producer.flush()
-    producer.close()
+    events = behaviour_stream(people, run.items, per_user, int(time.time() * 1000), seed=4)
+    send_events(run.settings, islice(events, int(rate * seconds)), rate=rate, sent_at=sent_at)
 
 
 def main() -> int:

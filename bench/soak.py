@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from bench.live_pipeline import rss_mib, send_events
 from deploy.local_kafka import LocalBroker, start
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
@@ -27,13 +28,6 @@ from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.synthetic import behaviour_stream, make_users
 from streams.topics_admin import ensure_topics
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def committed_and_end(settings: Settings, admin: KafkaAdminClient, consumer: KafkaConsumer) -> tuple[int, int]:
@@ -49,18 +43,8 @@ def produce_steadily(settings: Settings, rate: float, seconds: float, users: int
     items = builtin_catalogue()
     people = make_users(users, sorted({t for i in items for t in i.tags}), seed=5, drift_share=0.3)
     per_user = int(rate * seconds / users) + 1
-    producer = idempotent_producer(settings)
-    topic = settings.behaviour_topics[0]
-    started = time.monotonic()
-    for n, event in enumerate(behaviour_stream(people, items, per_user, int(time.time() * 1000), seed=5)):
-        if stop.is_set():
-            break
-        ahead = n / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
-        producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
-    producer.flush()
-    producer.close()
+    send_events(settings, behaviour_stream(people, items, per_user, int(time.time() * 1000), seed=5), rate=rate,
+                stop=stop)
 
 
 def main() -> int:

@@ -102,8 +102,7 @@ class CatalogueScorer:
         """
         catalogue = self.catalogue
         device = catalogue.device
-        profiles = np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates])
-        content = torch.from_numpy(profiles).to(device) @ catalogue.matrix.T
+        content = _profiles(updates).to(device) @ catalogue.matrix.T
         covisit = self.covisit_scores(updates).dense(len(updates))
         shared = self.shared_scores(max(u.ts for u in updates))
         rest = torch.cat(
@@ -160,8 +159,7 @@ class CatalogueScorer:
         n_items = len(catalogue)
         device = catalogue.device
         mean, cov = catalogue.moments
-        profiles = torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates]))
-        profiles = profiles.float().to(device)
+        profiles = _profiles(updates).to(device)
         weights = torch.from_numpy(np.stack([u.weights for u in updates])).float().to(device)
         content_mean = profiles @ mean
         content_scale = z_scale(((profiles @ cov) * profiles).sum(dim=2).clamp_min(0).sqrt())
@@ -235,3 +233,8 @@ class CatalogueScorer:
             user_id=update.user_id, ts=update.ts, trigger_event_id=update.trigger_event_id,
             weights=update.weights_by_factor(), items=items,
         )
+
+
+def _profiles(updates: Sequence[WeightUpdate]) -> torch.Tensor:
+    """users × 3 × dim: each user's short-term, long-term and query vectors (the content factors' inputs)."""
+    return torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates])).float()

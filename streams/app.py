@@ -9,6 +9,7 @@ from pathlib import Path
 
 import faust
 from faust.exceptions import ConsumerNotStarted
+from faust.types import TP
 
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
@@ -51,22 +52,28 @@ STAGE_INPUTS = frozenset((*settings.behaviour_topics, settings.ticks_topic, sett
                           settings.encoded_topic, settings.weights_topic))
 
 
-def consumer_lag() -> dict[tuple[str, int], int]:
-    """High watermark minus committed offset for each partition of a stage's input topic that this worker owns
-    (table changelogs, which Faust reads only to restore, are left out; nothing before the worker starts)."""
-    consumer = app.consumer
-    lags: dict[tuple[str, int], int] = {}
+def owned_stage_partitions() -> list[TP]:
+    """The partitions of stage-input topics assigned to this worker (table changelogs, which Faust reads only to
+    restore, are left out; none before the consumer starts)."""
     try:
-        assignment = consumer.assignment()
+        return [tp for tp in app.consumer.assignment() if tp.topic in STAGE_INPUTS]
     except ConsumerNotStarted:
-        return lags
-    for tp in assignment:
-        if tp.topic not in STAGE_INPUTS:
-            continue
-        highwater = consumer.highwater(tp)
-        if highwater is not None:  # known after the first fetch; no commit yet counts the whole partition
-            committed = consumer._committed_offset.get(tp) or 0
-            lags[(tp.topic, tp.partition)] = max(highwater - committed, 0)
+        return []
+
+
+def committed_offset(tp: TP) -> int:
+    """The next offset this worker's group will resume from on `tp` (0 before its first commit)."""
+    return app.consumer._committed_offset.get(tp) or 0
+
+
+def consumer_lag() -> dict[tuple[str, int], int]:
+    """High watermark minus committed offset for each owned stage-input partition whose high watermark is known
+    (after its first fetch)."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in owned_stage_partitions():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            lags[(tp.topic, tp.partition)] = max(highwater - committed_offset(tp), 0)
     return lags
 
 

@@ -6,9 +6,7 @@ import logging
 import os
 import time
 
-from faust.exceptions import ConsumerNotStarted
-
-from streams.app import STAGE_INPUTS, app, runtime, settings
+from streams.app import app, committed_offset, owned_stage_partitions, runtime, settings
 from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
 
 log = logging.getLogger(__name__)
@@ -17,14 +15,10 @@ CHECK_EVERY_S = 5.0
 
 
 async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
-    """(committed offset, end offset from the broker) per stage-input partition this worker owns."""
-    consumer = app.consumer
-    try:
-        owned = [tp for tp in consumer.assignment() if tp.topic in STAGE_INPUTS]
-    except ConsumerNotStarted:
-        return {}
-    ends = await consumer.highwaters(*owned) if owned else {}
-    return {(tp.topic, tp.partition): (consumer._committed_offset.get(tp) or 0, ends[tp]) for tp in owned if tp in ends}
+    """(committed offset, end offset from the broker) per owned stage-input partition."""
+    owned = owned_stage_partitions()
+    ends = await app.consumer.highwaters(*owned) if owned else {}
+    return {(tp.topic, tp.partition): (committed_offset(tp), ends[tp]) for tp in owned if tp in ends}
 
 
 if settings.stall_timeout_s > 0:

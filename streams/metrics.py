@@ -14,7 +14,7 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 LagReader = Callable[[], Mapping[tuple[str, int], int]]
-"""Returns the consumer lag (high watermark minus position) per (topic, partition) this worker owns."""
+"""Returns the consumer lag (high watermark minus committed offset) per (topic, partition) this worker owns."""
 
 
 class ConsumerLagCollector(Collector):
