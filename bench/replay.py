@@ -93,7 +93,6 @@ def replay(
             tuned, tuning = True, []
         state = states.get(event.user_id) or model.new_state()
         row = catalogue.index.get(event.item_id) if event.item_id else None
-        scores = None
         if row is not None and state.n_events and rng.random() < options.sample:
             update = model.weight_update(event.user_id, state, event.ts)
             scores = model.scorer.factor_scores([update])[0]
@@ -112,10 +111,7 @@ def replay(
                         hits.setdefault(name, []).append(event.event_id)
             if event.user_id in history:
                 history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
-        states[event.user_id] = model.learn(
-            event.user_id, state, event.profile_event(),
-            scores=scores,
-        )
+        states[event.user_id] = model.learn(event.user_id, state, event.profile_event())
     return ReplayResult(
         metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},

@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from sinks.catalogue import Catalogue
 from sinks.covisitation import CoVisitation
 from sinks.decayed_counts import PopularityCounts
 from sinks.recommendation import UserRecommendation
-from sinks.scorer import CatalogueScorer
+from sinks.scorer import CatalogueScorer, scaled_ranks
 from weighting.config import DAY_MS, WeightingConfig
 from weighting.global_prior import GlobalPrior
+from weighting.hedge import hedge_step, rank_losses
 from weighting.user_state import UserState, Vector
 from weighting.user_update import EventInputs, ProfileEvent, apply_event
-from weighting.weight_update import WeightUpdate, weight_update_for
+from weighting.weight_update import WeightUpdate, anchors_of, content_profiles, weight_update_for
+
+
+class UserEvent(NamedTuple):
+    """One behaviour event of a user, with its query's vector when it is a search."""
+
+    user_id: str
+    event: ProfileEvent
+    query_vector: Vector | None = None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """An event that changed its user's state, with the state just before it."""
+
+    user_id: str
+    event: ProfileEvent
+    row: int | None
+    before: UserState
+    feedback: bool
 
 
 class OnlineModel:
@@ -48,42 +69,80 @@ class OnlineModel:
         return weight_update_for(user_id, state, self.prior.weights(), self.config, now_ts)
 
     def learn(
-        self,
-        user_id: str,
-        state: UserState,
-        event: ProfileEvent,
-        query_vector: Vector | None = None,
-        scores: torch.Tensor | None = None,
+        self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
     ) -> UserState:
-        """Applies one event: the feedback step (ranks before the event), the profiles, the shared signals.
+        """Applies one event; `learn_batch` with a single event."""
+        states, _ = self.learn_batch({user_id: state}, [UserEvent(user_id, event, query_vector)])
+        return states.get(user_id, state)
 
-        `scores` are the user's factor scores before the event, when the caller already computed them.
+    def learn_batch(
+        self, states: Mapping[str, UserState], events: Sequence[UserEvent]
+    ) -> tuple[dict[str, UserState], int]:
+        """Applies events in order, exactly as one `learn` after another would; returns the new state of every
+        user whose state changed, and how many events were applied (already-applied event ids are skipped).
+
+        Each event's feedback step judges every factor by where it ranked the event's item just before the
+        event. The content factors depend only on the user's own profiles, so their ranks for the whole batch
+        come from one pass over the catalogue; co-visitation, popularity and freshness are shared signals that
+        every event moves, so they are ranked in event order.
         """
-        if event.event_id in state.applied_event_ids:
-            return state
-        item_vector: Vector | None = None
-        tags: tuple[str, ...] = ()
-        ranks = None
-        row = self.catalogue.index.get(event.item_id) if event.item_id is not None else None
-        if row is not None and event.item_id is not None:
-            item_vector = self.catalogue.vectors[row]
-            tags = self.catalogue.items[row].tags
-            if self.learn_weights and state.n_events:
-                update = self.weight_update(user_id, state, event.ts)
-                ranks = self.scorer.rank_losses(update, event.item_id, scores)
-        inputs = EventInputs(item_vector, tags, query_vector, ranks)
-        new_state, losses = apply_event(state, event, inputs, self.config)
-        if losses is not None:
-            self.prior.update(losses)
-        if row is not None:
-            strengths = self.config.strengths
-            amount = strengths.interaction(event.kind, strengths.of(event.kind, event.value))
-            previous = [self.catalogue.index[r.item_id] for r in state.recent
+        config, catalogue = self.config, self.catalogue
+        current: dict[str, UserState] = {}
+        steps: list[_Step] = []
+        for user_id, event, query_vector in events:
+            before = current.get(user_id) or states.get(user_id) or self.new_state()
+            row = catalogue.index.get(event.item_id) if event.item_id is not None else None
+            inputs = EventInputs(
+                catalogue.vectors[row] if row is not None else None,
+                catalogue.items[row].tags if row is not None else (),
+                query_vector,
+            )
+            after, _ = apply_event(before, event, inputs, config)
+            if after is before:
+                continue
+            strength = config.strengths.of(event.kind, event.value)
+            judged_item = row is not None and not (event.kind == "search" and query_vector is not None)
+            feedback = self.learn_weights and judged_item and before.n_events > 0 and strength != 0.0
+            steps.append(_Step(user_id, event, row, before, feedback))
+            current[user_id] = after
+
+        judged = [step for step in steps if step.feedback]
+        seen_rows = [self.scorer.seen_rows(step.before.seen) for step in judged]
+        content = self.scorer.content_ranks(
+            np.stack([np.stack(content_profiles(step.before, config, step.event.ts)) for step in judged])
+            if judged else np.zeros((0, 3, catalogue.dim), np.float32),
+            seen_rows, [step.row for step in judged if step.row is not None],
+        )
+        learned = {user_id: (state.log_weights, state.n_feedback) for user_id, state in current.items()}
+        ranked = iter(zip(content, seen_rows, strict=True))
+        for step in steps:
+            if step.row is None:
+                continue
+            event, before = step.event, step.before
+            if step.feedback:
+                content_rank, seen = next(ranked)
+                signals = self.scorer.signal_ranks(anchors_of(before, config), seen, step.row, event.ts)
+                n_candidates = len(catalogue) - len(seen) - int(event.item_id not in before.seen)
+                ranks = scaled_ranks(np.concatenate([content_rank, signals]), n_candidates)
+                losses = rank_losses(ranks, config.strengths.of(event.kind, event.value))
+                log_weights, n_feedback = learned[step.user_id]
+                learned[step.user_id] = (hedge_step(log_weights, losses, config.learning_rate), n_feedback + 1)
+                self.prior.update(losses)
+            self._add_to_shared_signals(step.row, event, before)
+        new_states = {
+            user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
+            for user_id, state in current.items()
+        }
+        return new_states, len(steps)
+
+    def _add_to_shared_signals(self, row: int, event: ProfileEvent, before: UserState) -> None:
+        strengths = self.config.strengths
+        amount = strengths.interaction(event.kind, strengths.of(event.kind, event.value))
+        if amount > 0:
+            previous = [self.catalogue.index[r.item_id] for r in before.recent
                         if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in self.catalogue.index]
-            if amount > 0:
-                self.scorer.popularity.add(row, amount, event.ts)
-                self.scorer.covisitation.add(row, previous, amount, event.ts)
-        return new_state
+            self.scorer.popularity.add(row, amount, event.ts)
+            self.scorer.covisitation.add(row, previous, amount, event.ts)
 
     def recommend(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         return self.scorer.rank(updates, k)

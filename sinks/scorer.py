@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,13 +16,16 @@ from sinks.decayed_counts import PopularityCounts
 from sinks.reasons import reasons_for
 from sinks.recommendation import RecommendedItem, UserRecommendation
 from weighting.factors import FACTORS
-from weighting.weight_update import WeightUpdate
+from weighting.weight_update import Anchor, WeightUpdate
 
 DAY_MS = 86_400_000
 
 
 STD_FLOOR = 1e-6
 """A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
+
+RANK_CHUNK_ELEMENTS = 1 << 24
+"""Feedback ranking scores at most this many (case, factor, item) entries at once."""
 
 
 def standardise(scores: torch.Tensor) -> torch.Tensor:
@@ -35,6 +38,19 @@ def standardise(scores: torch.Tensor) -> torch.Tensor:
 def z_scale(std: torch.Tensor) -> torch.Tensor:
     """1/std, or 0 for a constant factor."""
     return torch.where(std > STD_FLOOR, 1.0 / std.clamp_min(STD_FLOOR), torch.zeros_like(std))
+
+
+def rank_in(scores: npt.NDArray[np.float64], candidates: npt.NDArray[np.bool_], row: int) -> float:
+    """How many candidates score above `scores[row]`, ties counting half; a constant row ties every candidate."""
+    if len(scores) < 2 or scores.std(ddof=1) <= STD_FLOOR:
+        return 0.5 * float(np.count_nonzero(candidates))
+    above = np.count_nonzero(candidates & (scores > scores[row]))
+    return float(above + 0.5 * np.count_nonzero(candidates & (scores == scores[row])))
+
+
+def scaled_ranks(ranks: npt.NDArray[np.float64], n_candidates: int) -> npt.NDArray[np.float64]:
+    """Ranks on a log scale in [0, 1] (0 = first), which keeps resolution at the top of the list."""
+    return np.log1p(ranks) / math.log1p(max(n_candidates, 1))
 
 
 def rank_among(scores: torch.Tensor, excluded: torch.Tensor, row: int) -> torch.Tensor:
@@ -119,23 +135,56 @@ class CatalogueScorer:
         mask[self._seen_indices(updates)] = True
         return mask.to(self.catalogue.device)
 
-    def rank_losses(
-        self, update: WeightUpdate, item_id: str, scores: torch.Tensor | None = None
-    ) -> npt.NDArray[np.float64] | None:
-        """Per factor, how far down it ranked `item_id` among the user's unseen items, on a log scale in [0, 1].
+    def content_ranks(
+        self, profiles: npt.NDArray[np.float32], seen_rows: Sequence[Sequence[int]], rows: Sequence[int]
+    ) -> npt.NDArray[np.float64]:
+        """For each (profiles, seen, row) case, where the three content factors rank catalogue row `row` among
+        the unseen items (cases × 3, ties counting half; a constant factor ties every candidate).
 
-        0 means the factor ranked the item first; ties count half. The log scale keeps resolution at the top of
-        the list, where a recommendation is won or lost. `scores` are the user's factor scores (factors x items)
-        when the caller already has them.
+        One matrix product per chunk of cases, so a batch of events pays one pass over the catalogue. Items are
+        counted over the whole catalogue, then the few seen ones are taken back out.
         """
-        row = self.catalogue.index.get(item_id)
-        if row is None:
-            return None
-        if scores is None:
-            scores = self.factor_scores([update])[0]
-        seen = self.seen_mask([update])[0]
-        candidates = max(int((~seen).sum()) - int(not seen[row]), 1)
-        return (torch.log1p(rank_among(scores, seen, row)) / math.log1p(candidates)).cpu().numpy()
+        catalogue = self.catalogue
+        n_items, device = len(catalogue), catalogue.device
+        _, cov = catalogue.moments
+        chunk = max(1, RANK_CHUNK_ELEMENTS // max(3 * n_items, 1))
+        result = []
+        for start in range(0, len(rows), chunk):
+            stop = min(start + chunk, len(rows))
+            cases = torch.arange(stop - start, device=device)
+            user_profiles = torch.from_numpy(profiles[start:stop]).to(device)
+            scores = user_profiles @ catalogue.matrix.T  # cases × 3 × items
+            targets = torch.as_tensor(list(rows[start:stop]), device=device)
+            target_scores = scores[cases, :, targets]
+            above = (scores > target_scores.unsqueeze(2)).sum(dim=2).double()
+            ties = (scores == target_scores.unsqueeze(2)).sum(dim=2).double() - 1.0  # the target ties itself
+            excluded = [[r for r in seen if r != target] for seen, target in zip(seen_rows[start:stop],
+                                                                                 rows[start:stop], strict=True)]
+            owners = torch.from_numpy(np.repeat(np.arange(stop - start), [len(e) for e in excluded])).to(device)
+            flat = torch.from_numpy(np.fromiter((r for e in excluded for r in e), np.int64)).to(device)
+            seen_scores, seen_targets = scores[owners, :, flat], target_scores[owners]
+            above.index_add_(0, owners, -(seen_scores > seen_targets).double())
+            ties.index_add_(0, owners, -(seen_scores == seen_targets).double())
+            n_candidates = torch.as_tensor([n_items - 1 - len(e) for e in excluded], device=device).double()
+            spread = ((user_profiles @ cov) * user_profiles).sum(dim=2).clamp_min(0).sqrt()
+            constant = spread <= STD_FLOOR
+            result.append(torch.where(constant, 0.5 * n_candidates[:, None], above + 0.5 * ties).cpu().numpy())
+        return np.concatenate(result) if result else np.zeros((0, 3))
+
+    def signal_ranks(
+        self, anchors: Sequence[Anchor], seen_rows: Sequence[int], row: int, now: int
+    ) -> npt.NDArray[np.float64]:
+        """Where co-visitation, popularity and freshness rank catalogue row `row` among the unseen items now."""
+        n_items = len(self.catalogue)
+        candidates = np.ones(n_items, dtype=bool)
+        candidates[list(seen_rows)] = False
+        candidates[row] = False
+        known = [a for a in anchors if a.item_id in self.catalogue]
+        covisit = self.covisitation.scores(self._rows([a.item_id for a in known]), [a.weight for a in known], n_items)
+        return np.array([rank_in(scores, candidates, row) for scores in (covisit, *self.shared_scores(now))])
+
+    def seen_rows(self, seen: Iterable[str]) -> list[int]:
+        return self._rows(list(seen))
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         """The top-k unseen items for each user, with contributions and reasons."""

@@ -74,24 +74,39 @@ class WeightUpdate:
         )
 
 
+def anchors_of(state: UserState, config: WeightingConfig) -> tuple[Anchor, ...]:
+    """The user's recent positive items, newest first, weighted by strength and recency."""
+    return tuple(
+        Anchor(item.item_id, item.kind, interaction * ANCHOR_RECENCY**age)
+        for age, item in enumerate(reversed(state.recent))
+        if (interaction := config.strengths.interaction(item.kind, item.strength)) > 0
+    )
+
+
+def content_profiles(state: UserState, config: WeightingConfig, now_ts: int) -> tuple[Vector, Vector, Vector]:
+    """The inputs of the content factors as of `now_ts`: predicted short-term interest, long-term interest,
+    and the decayed query."""
+    query_weight = decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
+    return (
+        predicted_interest(state.short_term, state.velocity, config),
+        unit(state.long_term),
+        (state.query * query_weight).astype(np.float32),
+    )
+
+
 def weight_update_for(
     user_id: str, state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig, now_ts: int
 ) -> WeightUpdate:
     """Builds the user's WeightUpdate as of `now_ts` (event time)."""
-    anchors = [
-        Anchor(item.item_id, item.kind, interaction * ANCHOR_RECENCY**age)
-        for age, item in enumerate(reversed(state.recent))
-        if (interaction := config.strengths.interaction(item.kind, item.strength)) > 0
-    ]
-    query_weight = decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
+    short_term, long_term, query = content_profiles(state, config, now_ts)
     return WeightUpdate(
         user_id=user_id,
         ts=now_ts,
         version=state.version,
         weights=user_weights(state, prior, config),
-        short_term=predicted_interest(state.short_term, state.velocity, config),
-        long_term=unit(state.long_term),
-        query=(state.query * query_weight).astype(np.float32),
-        anchors=tuple(anchors),
+        short_term=short_term,
+        long_term=long_term,
+        query=query,
+        anchors=anchors_of(state, config),
         seen=state.seen,
     )

@@ -5,10 +5,12 @@ import torch
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.covisitation import CoVisitation
 from sinks.decayed_counts import PopularityCounts
-from sinks.online_model import OnlineModel
-from sinks.scorer import standardise
+from sinks.online_model import OnlineModel, UserEvent
+from sinks.scorer import scaled_ranks, standardise
 from weighting.factors import FACTORS, Factor
+from weighting.user_state import UserState
 from weighting.user_update import ProfileEvent
+from weighting.weight_update import anchors_of, content_profiles
 
 DAY = 86_400_000
 
@@ -56,16 +58,69 @@ def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
     assert total == pytest.approx(rec.items[0].score, abs=1e-4)
 
 
-def test_rank_losses_are_log_scaled_and_count_ties_half() -> None:
+def test_feedback_ranks_are_log_scaled_and_count_ties_half() -> None:
     model = OnlineModel(small_catalogue())
     state = model.learn("u", model.new_state(), ProfileEvent("e1", "view", 0, "a1"))
-    losses = model.scorer.rank_losses(model.weight_update("u", state, 0), "a2")
-    assert losses is not None
+    scorer, row = model.scorer, model.catalogue.index["a2"]
+    seen = scorer.seen_rows(state.seen)
+    profiles = np.stack(content_profiles(state, model.config, 0))[None]
+    content = scorer.content_ranks(profiles, [seen], [row])[0]
+    signals = scorer.signal_ranks(anchors_of(state, model.config), seen, row, 0)
+    losses = scaled_ranks(np.concatenate([content, signals]), 3)
     # a1 is seen; a2 competes with a3, b1, b2. a2 is the closest to a1, so short-term ranks it first
     assert losses[Factor.SHORT_TERM] == 0.0
+    # b1 and b2 score 0 under co-visitation like a2 (no counts yet): a constant factor ties all 3 competitors
+    assert losses[Factor.COVISIT] == pytest.approx(np.log1p(1.5) / np.log1p(3))
     # a constant factor ties a2 with all 3 competitors: rank 1.5, on a log scale over 3 competitors
     assert losses[Factor.FRESHNESS] == pytest.approx(np.log1p(1.5) / np.log1p(3))
     assert losses[Factor.QUERY] == pytest.approx(np.log1p(1.5) / np.log1p(3))
+
+
+def random_stream(n_events: int, seed: int) -> tuple[Catalogue, list[UserEvent]]:
+    """A catalogue of 300 random unit vectors and a stream of views, purchases, skips, ratings and searches."""
+    rng = np.random.default_rng(seed)
+    n_items, dim = 300, 16
+    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"i{n}" for n in range(n_items)]
+    catalogue = Catalogue(dim)
+    catalogue.upsert([CatalogueItem(i, i, (f"g{n % 7}",), int(rng.integers(0, 30)) * DAY) for n, i in enumerate(ids)],
+                     dict(zip(ids, vectors, strict=True)))
+    kinds = ["view", "click", "purchase", "skip", "rating", "search"]
+    events = []
+    for n in range(n_events):
+        kind = kinds[int(rng.integers(0, len(kinds)))]
+        item = None if kind == "search" else ids[int(rng.integers(0, 40 if n % 2 else n_items))]
+        event = ProfileEvent(f"e{n}", kind, 40 * DAY + n * 90_000, item, float(rng.integers(1, 6)) if kind == "rating"
+                             else None)
+        query = vectors[int(rng.integers(0, n_items))] if kind == "search" else None
+        events.append(UserEvent(f"u{int(rng.integers(0, 9))}", event, query))
+    return catalogue, events
+
+
+def test_a_batch_learns_exactly_what_one_event_at_a_time_learns() -> None:
+    catalogue, events = random_stream(400, seed=3)
+    one_by_one, batched = OnlineModel(catalogue), OnlineModel(catalogue)
+    sequential: dict[str, UserState] = {}
+    for user_id, event, query in events:
+        sequential[user_id] = one_by_one.learn(user_id, sequential.get(user_id, one_by_one.new_state()), event, query)
+    states: dict[str, UserState] = {}
+    applied = 0
+    for start in range(0, 400, 50):
+        redelivered = events[max(start - 20, 0) : start]  # at-least-once delivery: applied events come again
+        changed, count = batched.learn_batch(states, [*redelivered, *events[start : start + 50]])
+        states.update(changed)
+        applied += count
+    assert applied == 400
+    assert states.keys() == sequential.keys()
+    assert sum(state.n_feedback for state in states.values()) > 250
+    for user_id, state in sequential.items():
+        assert states[user_id].n_feedback == state.n_feedback
+        assert states[user_id].log_weights == pytest.approx(state.log_weights, abs=1e-9)
+        assert states[user_id].long_term == pytest.approx(state.long_term)
+        assert states[user_id].seen == state.seen
+    assert batched.prior.weights() == pytest.approx(one_by_one.prior.weights(), abs=1e-12)
+    assert batched.scorer.popularity.counts == pytest.approx(one_by_one.scorer.popularity.counts)
 
 
 def test_fused_ranking_equals_the_dense_reference_fusion() -> None:
