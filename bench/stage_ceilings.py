@@ -3,8 +3,9 @@
     python -m bench.stage_ceilings [--items 10000 100000] [--users 256]
 
 Encoder stage (driftrec's encoder, length-bucketed) vs a bare `SentenceTransformer.encode` on the same texts
-and batch size; the scorer (all factors, fusion, seen-item exclusion, top-k) vs a bare matmul + top-k on the same
-matrices.
+and batch size; the weighting stage learning one event at a time and in batches, vs the bare product of the
+batch's profiles with the catalogue; the scorer (all factors, fusion, seen-item exclusion, top-k) vs a bare
+matmul + top-k on the same matrices.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import torch
 
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
-from sinks.online_model import OnlineModel
+from sinks.online_model import OnlineModel, UserEvent
 from streams.catalogue_data import builtin_catalogue
 from streams.settings import Settings
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
+from weighting.user_update import ProfileEvent
 from weighting.weight_update import Anchor
 
 
@@ -65,15 +67,47 @@ def encoder_ceiling(n_texts: int, batch_size: int, cache_dir: Path) -> None:
           f"{torch_cpu / quantised:.2f}x; cosine with torch mean {agreement.mean():.4f}, min {agreement.min():.4f}")
 
 
-def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
-    """Users with 20 anchors (each with 100 co-visited neighbours), 50 seen items, a query and learned weights."""
-    rng = np.random.default_rng(0)
-    dim = 384
+def random_catalogue(n_items: int, rng: np.random.Generator, dim: int = 384) -> tuple[Catalogue, list[str]]:
+    """Random unit vectors (MiniLM's dimension) with 20 tags, one item first seen per millisecond."""
     vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     catalogue = Catalogue(dim)
     ids = [f"i{n}" for n in range(n_items)]
-    catalogue.upsert([CatalogueItem(i, i, (), int(n)) for n, i in enumerate(ids)], dict(zip(ids, vectors, strict=True)))
+    catalogue.upsert([CatalogueItem(i, i, (f"t{n % 20}",), n) for n, i in enumerate(ids)],
+                     dict(zip(ids, vectors, strict=True)))
+    return catalogue, ids
+
+
+def weighting_ceiling(n_items: int, n_events: int, batch: int) -> None:
+    """Learning from views of random items by 3,000 users: one event at a time vs batches of `batch` events,
+    against the bare pass the feedback ranks need (the batch's 3 content profiles times the catalogue)."""
+    rng = np.random.default_rng(1)
+    catalogue, ids = random_catalogue(n_items, rng)
+    events = [UserEvent(f"u{rng.integers(0, 3000)}", ProfileEvent(f"e{n}", "view", 10**9 + 1000 * n,
+                                                                      ids[rng.integers(0, n_items)]))
+              for n in range(n_events)]
+
+    def learn(size: int) -> float:
+        model, states = OnlineModel(catalogue), {}
+        started = time.perf_counter()
+        for start in range(0, n_events, size):
+            changed, _ = model.learn_batch(states, events[start : start + size])
+            states.update(changed)
+        return (time.perf_counter() - started) / n_events
+
+    single, batched = learn(1), learn(batch)
+    profiles = torch.from_numpy(rng.normal(size=(batch, 3, catalogue.dim)).astype(np.float32))
+    bare = best_of(3, lambda: profiles @ catalogue.matrix.T) / batch
+    print(f"weighting {n_items} items, {n_events} events: one at a time {1000 * single:.3f} ms/event, batches of "
+          f"{batch} {1000 * batched:.3f} ms/event ({single / batched:.1f}x faster, {1 / batched:,.0f} events/s); "
+          f"bare profile x catalogue product {1000 * bare:.3f} ms/event, ratio {bare / batched:.2f}x")
+
+
+def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
+    """Users with 20 anchors (each with 100 co-visited neighbours), 50 seen items, a query and learned weights."""
+    rng = np.random.default_rng(0)
+    catalogue, ids = random_catalogue(n_items, rng)
+    vectors, dim = catalogue.vectors, catalogue.dim
     model = OnlineModel(catalogue)
     for row in rng.integers(0, n_items, 20 * n_users):
         model.scorer.popularity.add(int(row), 1.0, 0)
@@ -105,12 +139,14 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=256)
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--events", type=int, default=4000, help="events the weighting stage learns from")
     parser.add_argument("--skip-encoder", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:
         encoder_ceiling(args.texts, args.batch_size, Path(Settings.from_env().data_dir) / "onnx")
     for n_items in args.items:
+        weighting_ceiling(n_items, args.events, args.users)
         scorer_ceiling(n_items, args.users, 10)
     return 0
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 import orjson
 from aiokafka import ConsumerRecord
 
+from sinks.online_model import UserEvent
 from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
 from streams.app import (
     app,
@@ -108,17 +109,14 @@ def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[
     """Runs the model over one window (in the encoder thread); returns the state, its update, events applied."""
     model = runtime.model
     state = UserState.from_bytes(raw_state) if raw_state else model.new_state()
-    applied = 0
     windowed = [WindowedEvent.from_dict(e) for e in payload["events"]]
-    for item in windowed:
-        event = item.event
-        query = payload["queries"].get(event.event_id)
-        new_state = model.learn(
-            user_id, state, event.profile_event(),
-            f16_vector(query) if query else None,
-        )
-        applied += new_state is not state
-        state = new_state
+    queries = payload["queries"]
+    changed, applied = model.learn_batch({user_id: state}, [
+        UserEvent(user_id, item.event.profile_event(),
+                  f16_vector(queries[item.event.event_id]) if item.event.event_id in queries else None)
+        for item in windowed
+    ])
+    state = changed.get(user_id, state)
     last = windowed[-1]
     update = replace(
         model.weight_update(user_id, state, max(item.event.ts for item in windowed)),
