@@ -38,6 +38,7 @@ class _Step:
     event: ProfileEvent
     row: int | None
     before: UserState
+    strength: float
     feedback: bool
 
 
@@ -103,7 +104,7 @@ class OnlineModel:
             strength = config.strengths.of(event.kind, event.value)
             judged_item = row is not None and not (event.kind == "search" and query_vector is not None)
             feedback = self.learn_weights and judged_item and before.n_events > 0 and strength != 0.0
-            steps.append(_Step(user_id, event, row, before, feedback))
+            steps.append(_Step(user_id, event, row, before, strength, feedback))
             current[user_id] = after
 
         judged = [step for step in steps if step.feedback]
@@ -124,20 +125,20 @@ class OnlineModel:
                 signals = self.scorer.signal_ranks(anchors_of(before, config), seen, step.row, event.ts)
                 n_candidates = len(catalogue) - len(seen) - int(event.item_id not in before.seen)
                 ranks = scaled_ranks(np.concatenate([content_rank, signals]), n_candidates)
-                losses = rank_losses(ranks, config.strengths.of(event.kind, event.value))
+                losses = rank_losses(ranks, step.strength)
                 log_weights, n_feedback = learned[step.user_id]
                 learned[step.user_id] = (hedge_step(log_weights, losses, config.learning_rate), n_feedback + 1)
                 self.prior.update(losses)
-            self._add_to_shared_signals(step.row, event, before)
+            self._add_to_shared_signals(step.row, event, step.strength, before)
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
             for user_id, state in current.items()
         }
         return new_states, len(steps)
 
-    def _add_to_shared_signals(self, row: int, event: ProfileEvent, before: UserState) -> None:
+    def _add_to_shared_signals(self, row: int, event: ProfileEvent, strength: float, before: UserState) -> None:
         strengths = self.config.strengths
-        amount = strengths.interaction(event.kind, strengths.of(event.kind, event.value))
+        amount = strengths.interaction(event.kind, strength)
         if amount > 0:
             previous = [self.catalogue.index[r.item_id] for r in before.recent
                         if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in self.catalogue.index]

@@ -40,6 +40,11 @@ def z_scale(std: torch.Tensor) -> torch.Tensor:
     return torch.where(std > STD_FLOOR, 1.0 / std.clamp_min(STD_FLOOR), torch.zeros_like(std))
 
 
+def content_spread(profiles: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """The std over the catalogue of each profile's content scores, sqrt(u C u) (users × 3 profiles)."""
+    return ((profiles @ cov) * profiles).sum(dim=2).clamp_min(0).sqrt()
+
+
 def rank_in(scores: npt.NDArray[np.float64], candidates: npt.NDArray[np.bool_], row: int) -> float:
     """How many candidates score above `scores[row]`, ties counting half; a constant row ties every candidate."""
     if len(scores) < 2 or scores.std(ddof=1) <= STD_FLOOR:
@@ -103,12 +108,13 @@ class CatalogueScorer:
         age = np.maximum(now - self.catalogue.first_seen(), 0).astype(np.float64)
         return np.stack([self.popularity.scores(n_items), np.exp(-age * math.log(2) / self.freshness_half_life_ms)])
 
+    def _anchor_rows(self, anchors: Sequence[Anchor]) -> tuple[list[int], list[float]]:
+        """The catalogue rows of the anchors still in the catalogue, and their weights."""
+        known = [a for a in anchors if a.item_id in self.catalogue]
+        return self._rows([a.item_id for a in known]), [a.weight for a in known]
+
     def covisit_scores(self, updates: Sequence[WeightUpdate]) -> SparseScores:
-        anchors = [[a for a in update.anchors if a.item_id in self.catalogue] for update in updates]
-        return self.covisitation.batch_scores(
-            [(self._rows([a.item_id for a in mine]), [a.weight for a in mine]) for mine in anchors],
-            len(self.catalogue),
-        )
+        return self.covisitation.batch_scores([self._anchor_rows(u.anchors) for u in updates], len(self.catalogue))
 
     def factor_scores(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         """A dense (users × factors × items) tensor of factor scores, each z-scored over the catalogue.
@@ -166,8 +172,7 @@ class CatalogueScorer:
             above.index_add_(0, owners, -(seen_scores > seen_targets).double())
             ties.index_add_(0, owners, -(seen_scores == seen_targets).double())
             n_candidates = torch.as_tensor([n_items - 1 - len(e) for e in excluded], device=device).double()
-            spread = ((user_profiles @ cov) * user_profiles).sum(dim=2).clamp_min(0).sqrt()
-            constant = spread <= STD_FLOOR
+            constant = content_spread(user_profiles, cov) <= STD_FLOOR
             result.append(torch.where(constant, 0.5 * n_candidates[:, None], above + 0.5 * ties).cpu().numpy())
         return np.concatenate(result) if result else np.zeros((0, 3))
 
@@ -179,8 +184,7 @@ class CatalogueScorer:
         candidates = np.ones(n_items, dtype=bool)
         candidates[list(seen_rows)] = False
         candidates[row] = False
-        known = [a for a in anchors if a.item_id in self.catalogue]
-        covisit = self.covisitation.scores(self._rows([a.item_id for a in known]), [a.weight for a in known], n_items)
+        covisit = self.covisitation.scores(*self._anchor_rows(anchors), n_items)
         return np.array([rank_in(scores, candidates, row) for scores in (covisit, *self.shared_scores(now))])
 
     def seen_rows(self, seen: Iterable[str]) -> list[int]:
@@ -211,7 +215,7 @@ class CatalogueScorer:
         profiles = _profiles(updates).to(device)
         weights = torch.from_numpy(np.stack([u.weights for u in updates])).float().to(device)
         content_mean = profiles @ mean
-        content_scale = z_scale(((profiles @ cov) * profiles).sum(dim=2).clamp_min(0).sqrt())
+        content_scale = z_scale(content_spread(profiles, cov))
         user_vectors = torch.einsum("bf,bfd->bd", weights[:, :3] * content_scale, profiles)
         offset = -(weights[:, :3] * content_scale * content_mean).sum(dim=1)
 
@@ -244,7 +248,7 @@ class CatalogueScorer:
         return TopK(top_scores.cpu().numpy(), top_rows.cpu().numpy(), contributions.cpu().numpy())
 
     def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self._rows(list(update.seen)) for update in updates]
+        rows = [self.seen_rows(update.seen) for update in updates]
         users = np.repeat(np.arange(len(updates)), [len(r) for r in rows])
         return torch.from_numpy(users), torch.from_numpy(np.fromiter((r for rs in rows for r in rs), np.int64))
 
