@@ -13,13 +13,16 @@ from sinks.catalogue import Catalogue
 from sinks.covisitation import CoVisitation
 from sinks.decayed_counts import PopularityCounts
 from sinks.recommendation import UserRecommendation
-from sinks.scorer import CatalogueScorer, scaled_ranks
+from sinks.scorer import CatalogueScorer
 from weighting.config import DAY_MS, WeightingConfig
+from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
-from weighting.hedge import hedge_step, rank_losses
 from weighting.user_state import UserState, Vector
-from weighting.user_update import EventInputs, ProfileEvent, apply_event
+from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights
 from weighting.weight_update import WeightUpdate, anchors_of, content_profiles, weight_update_for
+
+USER_LOG_WEIGHT_BOUND = 8.0
+"""A user's own log-weights stay within ±this of the prior."""
 
 
 class UserEvent(NamedTuple):
@@ -57,7 +60,7 @@ class OnlineModel:
     ) -> None:
         self.config = config or WeightingConfig()
         self.catalogue = catalogue
-        self.prior = GlobalPrior(self.config.prior_smoothing, self.config.prior_temperature)
+        self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip)
         self.scorer = CatalogueScorer(
             catalogue, PopularityCounts(popularity_half_life_ms), CoVisitation(covisit_half_life_ms, covisit_span),
         )
@@ -67,7 +70,7 @@ class OnlineModel:
         return UserState.empty(self.catalogue.dim)
 
     def weight_update(self, user_id: str, state: UserState, now_ts: int) -> WeightUpdate:
-        return weight_update_for(user_id, state, self.prior.weights(), self.config, now_ts)
+        return weight_update_for(user_id, state, self.prior.log_weights, self.config, now_ts)
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
@@ -82,10 +85,11 @@ class OnlineModel:
         """Applies events in order, exactly as one `learn` after another would; returns the new state of every
         user whose state changed, and how many events were applied (already-applied event ids are skipped).
 
-        Each event's feedback step judges every factor by where it ranked the event's item just before the
-        event. The content factors depend only on the user's own profiles, so their ranks for the whole batch
-        come from one pass over the catalogue; co-visitation, popularity and freshness are shared signals that
-        every event moves, so they are ranked in event order.
+        Each feedback event judges every factor against the fused ranking the user had just before it
+        (`weighting.fusion_learning`) and steps the user's and the prior's log-weights. The content factors'
+        scores depend only on the user's own profiles, so for the whole batch they come from one pass over the
+        catalogue; co-visitation, popularity and freshness are shared signals that every event moves, so they
+        are scored in event order.
         """
         config, catalogue = self.config, self.catalogue
         current: dict[str, UserState] = {}
@@ -98,7 +102,7 @@ class OnlineModel:
                 catalogue.items[row].tags if row is not None else (),
                 query_vector,
             )
-            after, _ = apply_event(before, event, inputs, config)
+            after = apply_event(before, event, inputs, config)
             if after is before:
                 continue
             strength = config.strengths.of(event.kind, event.value)
@@ -108,33 +112,47 @@ class OnlineModel:
             current[user_id] = after
 
         judged = [step for step in steps if step.feedback]
-        seen_rows = [self.scorer.seen_rows(step.before.seen) for step in judged]
-        content = self.scorer.content_ranks(
+        content = self.scorer.content_z(
             np.stack([np.stack(content_profiles(step.before, config, step.event.ts)) for step in judged])
-            if judged else np.zeros((0, 3, catalogue.dim), np.float32),
-            seen_rows, [step.row for step in judged if step.row is not None],
+            if judged else np.zeros((0, 3, catalogue.dim), np.float32)
         )
         learned = {user_id: (state.log_weights, state.n_feedback) for user_id, state in current.items()}
-        ranked = iter(zip(content, seen_rows, strict=True))
         for step in steps:
             if step.row is None:
                 continue
-            event, before = step.event, step.before
             if step.feedback:
-                content_rank, seen = next(ranked)
-                signals = self.scorer.signal_ranks(anchors_of(before, config), seen, step.row, event.ts)
-                n_candidates = len(catalogue) - len(seen) - int(event.item_id not in before.seen)
-                ranks = scaled_ranks(np.concatenate([content_rank, signals]), n_candidates)
-                losses = rank_losses(ranks, step.strength)
                 log_weights, n_feedback = learned[step.user_id]
-                learned[step.user_id] = (hedge_step(log_weights, losses, config.learning_rate), n_feedback + 1)
-                self.prior.update(losses)
-            self._add_to_shared_signals(step.row, event, step.strength, before)
+                gradient, weights = self._feedback_gradient(step, replace(step.before, log_weights=log_weights),
+                                                            next(content))
+                stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
+                                          config.learning_rate, config.gradient_clip)
+                learned[step.user_id] = (np.clip(stepped, -USER_LOG_WEIGHT_BOUND, USER_LOG_WEIGHT_BOUND),
+                                         n_feedback + 1)
+                self.prior.update(gradient, weights)
+            self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
             for user_id, state in current.items()
         }
         return new_states, len(steps)
+
+    def _feedback_gradient(
+        self, step: _Step, before: UserState, content_z: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The listwise gradient of one feedback event at the weights the user was served, and those weights.
+
+        An event that is no consumption (a skip) says the user did not want the item: its gradient is negated.
+        """
+        assert step.row is not None
+        config = self.config
+        factor_z = np.vstack([content_z, self.scorer.signal_z(anchors_of(before, config), step.event.ts)])
+        candidates = np.ones(len(self.catalogue), dtype=bool)
+        candidates[self.scorer.seen_rows(before.seen)] = False
+        candidates[step.row] = True
+        weights = served_weights(before, self.prior.log_weights, config)
+        gradient = listwise_gradient(factor_z, weights, candidates, step.row)
+        wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
+        return (gradient if wanted else -gradient), weights
 
     def _add_to_shared_signals(self, row: int, event: ProfileEvent, strength: float, before: UserState) -> None:
         strengths = self.config.strengths
@@ -147,6 +165,3 @@ class OnlineModel:
 
     def recommend(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         return self.scorer.rank(updates, k)
-
-    def prior_weights(self) -> npt.NDArray[np.float64]:
-        return self.prior.weights()

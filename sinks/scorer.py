@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +24,8 @@ DAY_MS = 86_400_000
 STD_FLOOR = 1e-6
 """A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
 
-RANK_CHUNK_ELEMENTS = 1 << 24
-"""Feedback ranking scores at most this many (case, factor, item) entries at once."""
+Z_CHUNK_ELEMENTS = 1 << 24
+"""The feedback step z-scores at most this many (case, factor, item) content entries at once."""
 
 
 def standardise(scores: torch.Tensor) -> torch.Tensor:
@@ -43,19 +43,6 @@ def z_scale(std: torch.Tensor) -> torch.Tensor:
 def content_spread(profiles: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """The std over the catalogue of each profile's content scores, sqrt(u C u) (users × 3 profiles)."""
     return ((profiles @ cov) * profiles).sum(dim=2).clamp_min(0).sqrt()
-
-
-def rank_in(scores: npt.NDArray[np.float64], candidates: npt.NDArray[np.bool_], row: int) -> float:
-    """How many candidates score above `scores[row]`, ties counting half; a constant row ties every candidate."""
-    if len(scores) < 2 or scores.std(ddof=1) <= STD_FLOOR:
-        return 0.5 * float(np.count_nonzero(candidates))
-    above = np.count_nonzero(candidates & (scores > scores[row]))
-    return float(above + 0.5 * np.count_nonzero(candidates & (scores == scores[row])))
-
-
-def scaled_ranks(ranks: npt.NDArray[np.float64], n_candidates: int) -> npt.NDArray[np.float64]:
-    """Ranks on a log scale in [0, 1] (0 = first), which keeps resolution at the top of the list."""
-    return np.log1p(ranks) / math.log1p(max(n_candidates, 1))
 
 
 def rank_among(scores: torch.Tensor, excluded: torch.Tensor, row: int) -> torch.Tensor:
@@ -141,51 +128,29 @@ class CatalogueScorer:
         mask[self._seen_indices(updates)] = True
         return mask.to(self.catalogue.device)
 
-    def content_ranks(
-        self, profiles: npt.NDArray[np.float32], seen_rows: Sequence[Sequence[int]], rows: Sequence[int]
-    ) -> npt.NDArray[np.float64]:
-        """For each (profiles, seen, row) case, where the three content factors rank catalogue row `row` among
-        the unseen items (cases × 3, ties counting half; a constant factor ties every candidate).
+    def content_z(self, profiles: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float32]]:
+        """For each case's short-term, long-term and query profiles (cases × 3 × dim), the three content factors'
+        z-scores over the catalogue (3 × items; a constant factor is 0), one case at a time.
 
-        One matrix product per chunk of cases, so a batch of events pays one pass over the catalogue. Items are
-        counted over the whole catalogue, then the few seen ones are taken back out.
+        One matrix product per chunk of cases, so a batch of events pays one pass over the catalogue.
         """
         catalogue = self.catalogue
-        n_items, device = len(catalogue), catalogue.device
-        _, cov = catalogue.moments
-        chunk = max(1, RANK_CHUNK_ELEMENTS // max(3 * n_items, 1))
-        result = []
-        for start in range(0, len(rows), chunk):
-            stop = min(start + chunk, len(rows))
-            cases = torch.arange(stop - start, device=device)
-            user_profiles = torch.from_numpy(profiles[start:stop]).to(device)
-            scores = user_profiles @ catalogue.matrix.T  # cases × 3 × items
-            targets = torch.as_tensor(list(rows[start:stop]), device=device)
-            target_scores = scores[cases, :, targets]
-            above = (scores > target_scores.unsqueeze(2)).sum(dim=2).double()
-            ties = (scores == target_scores.unsqueeze(2)).sum(dim=2).double() - 1.0  # the target ties itself
-            excluded = [[r for r in seen if r != target] for seen, target in zip(seen_rows[start:stop],
-                                                                                 rows[start:stop], strict=True)]
-            owners = torch.from_numpy(np.repeat(np.arange(stop - start), [len(e) for e in excluded])).to(device)
-            flat = torch.from_numpy(np.fromiter((r for e in excluded for r in e), np.int64)).to(device)
-            seen_scores, seen_targets = scores[owners, :, flat], target_scores[owners]
-            above.index_add_(0, owners, -(seen_scores > seen_targets).double())
-            ties.index_add_(0, owners, -(seen_scores == seen_targets).double())
-            n_candidates = torch.as_tensor([n_items - 1 - len(e) for e in excluded], device=device).double()
-            constant = content_spread(user_profiles, cov) <= STD_FLOOR
-            result.append(torch.where(constant, 0.5 * n_candidates[:, None], above + 0.5 * ties).cpu().numpy())
-        return np.concatenate(result) if result else np.zeros((0, 3))
+        mean, cov = catalogue.moments
+        chunk = max(1, Z_CHUNK_ELEMENTS // max(3 * len(catalogue), 1))
+        for start in range(0, len(profiles), chunk):
+            user_profiles = torch.from_numpy(profiles[start : start + chunk]).to(catalogue.device)
+            scale = z_scale(content_spread(user_profiles, cov))
+            z = (user_profiles @ catalogue.matrix.T - (user_profiles @ mean)[:, :, None]) * scale[:, :, None]
+            yield from z.cpu().numpy()
 
-    def signal_ranks(
-        self, anchors: Sequence[Anchor], seen_rows: Sequence[int], row: int, now: int
-    ) -> npt.NDArray[np.float64]:
-        """Where co-visitation, popularity and freshness rank catalogue row `row` among the unseen items now."""
-        n_items = len(self.catalogue)
-        candidates = np.ones(n_items, dtype=bool)
-        candidates[list(seen_rows)] = False
-        candidates[row] = False
-        covisit = self.covisitation.scores(*self._anchor_rows(anchors), n_items)
-        return np.array([rank_in(scores, candidates, row) for scores in (covisit, *self.shared_scores(now))])
+    def signal_z(self, anchors: Sequence[Anchor], now: int) -> npt.NDArray[np.float64]:
+        """Co-visitation (from the user's anchors), popularity and freshness z-scored over the catalogue now
+        (3 × items; a constant factor is 0)."""
+        covisit = self.covisitation.scores(*self._anchor_rows(anchors), len(self.catalogue))
+        scores = np.vstack([covisit, self.shared_scores(now)])
+        std = scores.std(axis=1, ddof=1, keepdims=True) if scores.shape[1] > 1 else np.zeros((3, 1))
+        safe = np.where(std > STD_FLOOR, std, 1.0)
+        return np.where(std > STD_FLOOR, (scores - scores.mean(axis=1, keepdims=True)) / safe, 0.0)
 
     def seen_rows(self, seen: Iterable[str]) -> list[int]:
         return self._rows(list(seen))

@@ -24,10 +24,14 @@ class WeightingConfig:
     session_reset: float = 0.25
     velocity_smoothing: float = 0.7
     extrapolation: float = 0.5
-    learning_rate: float = 2.0
-    prior_strength: float = 10.0
-    prior_smoothing: float = 0.01
-    prior_temperature: float = 8.0
+    learning_rate: float = 0.1
+    """Step size of a user's own log-weights (the listwise feedback step, `weighting.fusion_learning`)."""
+    user_shrinkage: float = 0.02
+    """Share of a user's own log-weights given back to the prior at each feedback event."""
+    prior_learning_rate: float = 0.01
+    """Step size of the global prior's log-weights (every user's feedback moves it)."""
+    gradient_clip: float = 5.0
+    """Bound on each factor's gradient (z-score units), so that one outlier event cannot swing the weights."""
     entropy_strength: float = 0.5
     drift_strength: float = 4.0
     recent_items: int = 20

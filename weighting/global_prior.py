@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from weighting.factors import FACTORS
+from weighting.fusion_learning import Weights, log_weight_step
+
+LOG_WEIGHT_RANGE = (-8.0, 4.0)
 
 
 class GlobalPrior:
-    """Tracks each factor's average loss over all users and turns it into weights: softmax(-τ · mean loss)."""
+    """Log-weights every user starts from; each feedback event takes a small listwise gradient step on them."""
 
-    def __init__(self, smoothing: float = 0.01, temperature: float = 8.0) -> None:
-        self.smoothing = smoothing
-        self.temperature = temperature
-        self.mean_loss = np.full(len(FACTORS), 0.5)
+    def __init__(self, learning_rate: float = 0.01, clip: float = 5.0) -> None:
+        self.learning_rate = learning_rate
+        self.clip = clip
+        self.log_weights: Weights = np.zeros(len(FACTORS))
         self.updates = 0
 
-    def update(self, losses: npt.NDArray[np.float64]) -> None:
-        rate = max(self.smoothing, 1.0 / (self.updates + 1))
-        self.mean_loss = (1.0 - rate) * self.mean_loss + rate * losses
+    def update(self, gradient: Weights, weights: Weights) -> None:
+        """`gradient` as judged at the served `weights` (see `fusion_learning.listwise_gradient`)."""
+        stepped = log_weight_step(self.log_weights, gradient, weights, self.learning_rate, self.clip)
+        self.log_weights = np.clip(stepped, *LOG_WEIGHT_RANGE)
         self.updates += 1
 
-    def weights(self) -> npt.NDArray[np.float64]:
-        logits = -self.temperature * self.mean_loss
-        exp = np.exp(logits - logits.max())
+    def weights(self) -> Weights:
+        """The prior as weights summing to 1."""
+        exp = np.exp(self.log_weights - self.log_weights.max())
         return exp / exp.sum()

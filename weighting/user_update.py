@@ -1,16 +1,15 @@
-"""Applies one behaviour event to a user's state: profiles, the feedback update of weights, bookkeeping."""
+"""Applies one behaviour event to a user's state (profiles, bookkeeping), and the weights a user is served."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
 from weighting.entropy import modulate_by_drift, modulate_by_entropy, normalised_entropy
-from weighting.hedge import hedge_step, rank_losses, shrink_to_prior, to_weights
+from weighting.fusion_learning import Weights, served_scale
 from weighting.interest_profile import decayed_profiles, unit, updated_velocity
 from weighting.user_state import RecentItem, UserState, Vector
 
@@ -33,22 +32,17 @@ class EventInputs:
     item_vector: Vector | None = None
     item_tags: tuple[str, ...] = ()
     query_vector: Vector | None = None
-    factor_ranks: npt.NDArray[np.float64] | None = None
-    """Per factor, the acted-on item's rank before the event, scaled to [0, 1] (0 = first)."""
 
 
-def apply_event(
-    state: UserState, event: ProfileEvent, inputs: EventInputs, config: WeightingConfig
-) -> tuple[UserState, npt.NDArray[np.float64] | None]:
-    """Returns the new state and the per-factor losses of the feedback step (None when there was none).
+def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, config: WeightingConfig) -> UserState:
+    """Returns the new state: profiles and bookkeeping (the weights learn in `sinks.online_model`).
 
     An event whose id was already applied returns the state unchanged, so redelivery counts nothing twice.
     """
     if event.event_id in state.applied_event_ids:
-        return state, None
+        return state
     elapsed = float(event.ts - state.last_ts) if state.n_events else 0.0
     changes: dict[str, object] = {}
-    losses = None
     if event.kind == "search" and inputs.query_vector is not None:
         aged = state.query * decay_factor(float(event.ts - state.query_ts), config.query_half_life_ms)
         changes.update(query=unit(aged + inputs.query_vector), query_ts=event.ts)
@@ -67,12 +61,6 @@ def apply_event(
             ],
             seen=state.seen | {event.item_id},
         )
-        if inputs.factor_ranks is not None and strength != 0.0:
-            losses = rank_losses(inputs.factor_ranks, strength)
-            changes.update(
-                log_weights=hedge_step(state.log_weights, losses, config.learning_rate),
-                n_feedback=state.n_feedback + 1,
-            )
     new_state = replace(
         state,
         version=state.version + 1,
@@ -81,7 +69,7 @@ def apply_event(
         applied_event_ids=(*state.applied_event_ids, event.event_id)[-config.remembered_event_ids :],
         **changes,  # type: ignore[arg-type]
     )
-    return new_state, losses
+    return new_state
 
 
 def interest_entropy(state: UserState) -> float:
@@ -104,11 +92,20 @@ def interest_drift(state: UserState) -> float:
     return (1.0 - cosine) / 2.0
 
 
-def user_weights(
-    state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig
-) -> npt.NDArray[np.float64]:
-    """The factor weights used to rank for this user: Hedge weights shrunk to the prior, tilted by the entropy
-    of recent interests and by the drift of the short-term interest away from the long-term one."""
-    learned = shrink_to_prior(to_weights(state.log_weights), prior, state.n_feedback, config.prior_strength)
-    focused = modulate_by_entropy(learned, interest_entropy(state), config.entropy_strength)
+def user_log_weights(state: UserState, prior_log_weights: Weights) -> Weights:
+    """The user's untilted log-weights: the global prior plus what the user's own feedback taught."""
+    return prior_log_weights + state.log_weights
+
+
+def user_weights(state: UserState, prior_log_weights: Weights, config: WeightingConfig) -> Weights:
+    """The factor weights used to rank for this user (summing to 1): prior plus the user's own log-weights,
+    tilted by the entropy of recent interests and by the drift of the short-term interest from the long-term."""
+    log_weights = user_log_weights(state, prior_log_weights)
+    learned = np.exp(log_weights - log_weights.max())
+    focused = modulate_by_entropy(learned / learned.sum(), interest_entropy(state), config.entropy_strength)
     return modulate_by_drift(focused, interest_drift(state), config.drift_strength)
+
+
+def served_weights(state: UserState, prior_log_weights: Weights, config: WeightingConfig) -> Weights:
+    """`user_weights` at the scale the learning works with (the total of the untilted exp log-weights)."""
+    return user_weights(state, prior_log_weights, config) * served_scale(user_log_weights(state, prior_log_weights))

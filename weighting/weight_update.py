@@ -95,7 +95,7 @@ def content_profiles(state: UserState, config: WeightingConfig, now_ts: int) -> 
 
 
 def weight_update_for(
-    user_id: str, state: UserState, prior: npt.NDArray[np.float64], config: WeightingConfig, now_ts: int
+    user_id: str, state: UserState, prior_log_weights: npt.NDArray[np.float64], config: WeightingConfig, now_ts: int
 ) -> WeightUpdate:
     """Builds the user's WeightUpdate as of `now_ts` (event time)."""
     short_term, long_term, query = content_profiles(state, config, now_ts)
@@ -103,7 +103,7 @@ def weight_update_for(
         user_id=user_id,
         ts=now_ts,
         version=state.version,
-        weights=user_weights(state, prior, config),
+        weights=user_weights(state, prior_log_weights, config),
         short_term=short_term,
         long_term=long_term,
         query=query,

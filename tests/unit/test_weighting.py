@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,11 +8,18 @@ from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
 from weighting.entropy import modulate_by_entropy, normalised_entropy
 from weighting.factors import FACTORS, Factor
+from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
-from weighting.hedge import hedge_step, rank_losses, shrink_to_prior, to_weights
 from weighting.interest_profile import decayed_profiles
 from weighting.user_state import UserState
-from weighting.user_update import EventInputs, ProfileEvent, apply_event, interest_entropy, user_weights
+from weighting.user_update import (
+    EventInputs,
+    ProfileEvent,
+    apply_event,
+    interest_entropy,
+    served_weights,
+    user_weights,
+)
 
 CONFIG = WeightingConfig()
 
@@ -34,28 +42,44 @@ def test_entropy_tilts_focused_users_to_short_term() -> None:
     assert modulate_by_entropy(flat, 0.5, 0.5) == pytest.approx(flat)
 
 
-def test_hedge_moves_weight_to_the_factor_that_was_right() -> None:
-    log_w = hedge_step(np.zeros(2), np.array([0.1, 0.9]), learning_rate=2.0)
-    weights = to_weights(log_w)
-    assert weights[0] / weights[1] == pytest.approx(math.exp(1.6))
-    assert rank_losses(np.array([0.1, 0.9]), strength=-1.0) == pytest.approx([0.9, 0.1])
+def test_listwise_gradient_judges_factors_against_the_fused_ranking() -> None:
+    z = np.array([[2.0, 0.0, -2.0], [0.0, 2.0, -2.0]])
+    # equal weights: items 0 and 1 tie at the top, p = (e^2, e^2, e^-4) / Σ
+    p = np.exp([2.0, 2.0, -4.0]) / np.exp([2.0, 2.0, -4.0]).sum()
+    gradient = listwise_gradient(z, np.ones(2), np.ones(3, bool), 0)
+    assert gradient == pytest.approx(z[:, 0] - z @ p)
+    assert gradient[0] > 0 > gradient[1]
+    # an item that is not a candidate (already seen) takes no part in the expectation
+    alone = listwise_gradient(z, np.ones(2), np.array([True, False, False]), 0)
+    assert alone == pytest.approx([0.0, 0.0])
+
+
+def test_log_weight_step_is_scaled_by_the_weight_and_clipped() -> None:
+    stepped = log_weight_step(np.zeros(3), np.array([1.0, -20.0, 0.0]), np.array([2.0, 1.0, 1.0]), 0.1, 5.0)
+    assert stepped == pytest.approx([0.2, -0.5, 0.0])
 
 
 def test_cold_start_uses_the_prior_then_the_user() -> None:
-    user, prior = np.array([0.9, 0.1]), np.array([0.5, 0.5])
-    assert shrink_to_prior(user, prior, 0, 10.0) == pytest.approx(prior)
-    assert shrink_to_prior(user, prior, 10, 10.0) == pytest.approx([0.7, 0.3])
-    assert shrink_to_prior(user, prior, 10_000, 10.0) == pytest.approx(user, abs=1e-3)
+    prior = np.log(np.array([0.5, 0.25, 0.25, 1e-9, 1e-9, 1e-9]))
+    cold = UserState.empty(2)
+    flat = replace(CONFIG, entropy_strength=0.0, drift_strength=0.0)
+    assert user_weights(cold, prior, flat)[:3] == pytest.approx([0.5, 0.25, 0.25], abs=1e-6)
+    taught = replace(cold, log_weights=np.array([0.0, math.log(2.0), 0.0, 0.0, 0.0, 0.0]))
+    assert user_weights(taught, prior, flat)[:3] == pytest.approx([0.4, 0.4, 0.2], abs=1e-6)
+    scale = np.exp(prior).sum()
+    assert served_weights(cold, prior, flat) == pytest.approx(user_weights(cold, prior, flat) * scale)
 
 
-def test_global_prior_learns_from_losses() -> None:
-    prior = GlobalPrior(smoothing=0.5, temperature=4.0)
+def test_global_prior_steps_toward_the_factor_that_was_right() -> None:
+    prior = GlobalPrior(learning_rate=0.5, clip=5.0)
     assert prior.weights() == pytest.approx(np.full(len(FACTORS), 1 / len(FACTORS)))
-    losses = np.full(len(FACTORS), 0.5)
-    losses[Factor.COVISIT] = 0.0
-    prior.update(losses)
+    gradient = np.zeros(len(FACTORS))
+    gradient[Factor.COVISIT] = 2.0
+    prior.update(gradient, np.ones(len(FACTORS)))
     assert prior.weights().argmax() == Factor.COVISIT
-    assert prior.weights()[Factor.COVISIT] / prior.weights()[Factor.POPULARITY] == pytest.approx(math.exp(2.0))
+    assert prior.weights()[Factor.COVISIT] / prior.weights()[Factor.POPULARITY] == pytest.approx(math.e)
+    prior.update(np.full(len(FACTORS), -1e6), np.ones(len(FACTORS)))
+    assert prior.log_weights.min() >= -8.0
 
 
 def test_decay_and_session_reset() -> None:
@@ -71,33 +95,30 @@ def test_decay_and_session_reset() -> None:
     assert short_term == pytest.approx([0.05, 0.05]) and velocity == pytest.approx([0, 0])
 
 
-def test_apply_event_updates_profiles_feedback_and_is_idempotent() -> None:
+def test_apply_event_updates_profiles_and_is_idempotent() -> None:
     state = UserState.empty(2)
     vector = np.array([1.0, 0.0], np.float32)
-    ranks = np.linspace(0.0, 1.0, len(FACTORS))
-    inputs = EventInputs(vector, ("jazz",), None, ranks)
-    state, losses = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
+    inputs = EventInputs(vector, ("jazz",), None)
+    state = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
     assert state.long_term == pytest.approx([5.0, 0.0]) and state.short_term == pytest.approx([5.0, 0.0])
-    assert losses == pytest.approx(ranks)
-    assert state.n_feedback == 1 and state.seen == {"i1"} and state.n_events == 1
-    assert to_weights(state.log_weights).argmax() == 0
-    again, losses_again = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
-    assert again is state and losses_again is None
+    assert state.seen == {"i1"} and state.n_events == 1 and state.applied_event_ids == ("e1",)
+    again = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
+    assert again is state
 
 
 def test_skip_pushes_away_and_search_sets_query() -> None:
     state = UserState.empty(2)
     vector = np.array([0.0, 1.0], np.float32)
-    state, _ = apply_event(state, ProfileEvent("e1", "skip", 1000, "i1"), EventInputs(vector), CONFIG)
+    state = apply_event(state, ProfileEvent("e1", "skip", 1000, "i1"), EventInputs(vector), CONFIG)
     assert state.short_term[1] < 0
     query = np.array([0.6, 0.8], np.float32)
-    state, _ = apply_event(state, ProfileEvent("e2", "search", 2000), EventInputs(query_vector=query), CONFIG)
+    state = apply_event(state, ProfileEvent("e2", "search", 2000), EventInputs(query_vector=query), CONFIG)
     assert state.query == pytest.approx(query) and state.query_ts == 2000
 
 
 def test_state_round_trips_through_bytes() -> None:
     state = UserState.empty(3)
-    state, _ = apply_event(state, ProfileEvent("e1", "view", 5, "i1"),
+    state = apply_event(state, ProfileEvent("e1", "view", 5, "i1"),
                            EventInputs(np.ones(3, np.float32), ("a", "b")), CONFIG)
     restored = UserState.from_bytes(state.to_bytes())
     assert restored.recent == state.recent and restored.seen == state.seen
@@ -108,11 +129,10 @@ def test_state_round_trips_through_bytes() -> None:
 def test_user_weights_use_entropy_of_recent_tags() -> None:
     state = UserState.empty(2)
     for n, tag in enumerate(["a", "a", "a"]):
-        state, _ = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
+        state = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
                                EventInputs(np.ones(2, np.float32), (tag,)), CONFIG)
     assert interest_entropy(state) == 0.0
-    prior = np.full(len(FACTORS), 1 / len(FACTORS))
-    weights = user_weights(state, prior, CONFIG)
+    weights = user_weights(state, np.zeros(len(FACTORS)), CONFIG)
     assert weights[Factor.SHORT_TERM] > weights[Factor.LONG_TERM]
 
 
@@ -124,8 +144,6 @@ def test_drift_moves_weight_from_long_to_short_term() -> None:
     assert modulate_by_drift(flat, 0.0, 4.0) == pytest.approx(flat)
     moved = modulate_by_drift(flat, 0.5, 4.0)
     assert moved[Factor.SHORT_TERM] / moved[Factor.LONG_TERM] == pytest.approx(math.exp(4.0))
-    from dataclasses import replace
-
     empty = UserState.empty(2)
     east, north = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
     assert interest_drift(empty) == 0.0

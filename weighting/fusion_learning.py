@@ -1,0 +1,49 @@
+"""The feedback loop: factor weights learned from the fused ranking the user was served.
+
+When a user acts on an item, every factor is judged by how much higher it scored that item than the items the
+fused ranking put first: the gradient of the listwise softmax loss −log p(item), p = softmax(Σ_f w_f z_f) over
+the user's candidates, is z_f(item) − E_p[z_f]. Log-weights take a gradient step, so weights stay positive and
+their overall scale (the softmax's sharpness) is learned too; ranking only depends on their direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Weights = npt.NDArray[np.float64]
+
+
+def listwise_gradient(
+    factor_z: npt.NDArray[np.float64], weights: Weights, candidates: npt.NDArray[np.bool_], row: int
+) -> Weights:
+    """z_f(row) − E_p[z_f] for each factor: how much factor f favoured item `row` over what the fusion favoured.
+
+    `factor_z` is factors × items; the candidates are the items the user could have been shown (`row` among them).
+
+    >>> z = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    >>> listwise_gradient(z, np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
+    [3.0, -3.0]
+    """
+    fused = weights @ factor_z[:, candidates]
+    p = np.exp(fused - fused.max())
+    p /= p.sum()
+    return factor_z[:, row] - factor_z[:, candidates] @ p
+
+
+def log_weight_step(
+    log_weights: Weights, gradient: Weights, weights: Weights, learning_rate: float, clip: float
+) -> Weights:
+    """One gradient step on log-weights for the listwise loss: θ_f += η · w_f · clip(g_f).
+
+    For an event that says the user did not want the item (a skip) the caller passes −g.
+
+    >>> log_weight_step(np.zeros(2), np.array([1.0, -9.0]), np.array([1.0, 2.0]), 0.5, 5.0).tolist()
+    [0.5, -5.0]
+    """
+    return log_weights + learning_rate * weights * np.clip(gradient, -clip, clip)
+
+
+def served_scale(log_weights: Weights) -> float:
+    """The total of the untilted weights exp(θ): the scale the fused scores had when they were served."""
+    return float(np.exp(log_weights).sum())
