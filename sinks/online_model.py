@@ -18,7 +18,7 @@ from weighting.config import DAY_MS, WeightingConfig
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
 from weighting.user_state import UserState, Vector
-from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights
+from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights, tilt_directions
 from weighting.weight_update import WeightUpdate, anchors_of, content_profiles, weight_update_for
 
 USER_LOG_WEIGHT_BOUND = 8.0
@@ -60,7 +60,8 @@ class OnlineModel:
     ) -> None:
         self.config = config or WeightingConfig()
         self.catalogue = catalogue
-        self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip)
+        self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip,
+                                 self.config.entropy_strength, self.config.drift_strength)
         self.scorer = CatalogueScorer(
             catalogue, PopularityCounts(popularity_half_life_ms), CoVisitation(covisit_half_life_ms, covisit_span),
         )
@@ -70,7 +71,7 @@ class OnlineModel:
         return UserState.empty(self.catalogue.dim)
 
     def weight_update(self, user_id: str, state: UserState, now_ts: int) -> WeightUpdate:
-        return weight_update_for(user_id, state, self.prior.log_weights, self.config, now_ts)
+        return weight_update_for(user_id, state, self.prior, self.config, now_ts)
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
@@ -122,13 +123,13 @@ class OnlineModel:
                 continue
             if step.feedback:
                 log_weights, n_feedback = learned[step.user_id]
-                gradient, weights = self._feedback_gradient(step, replace(step.before, log_weights=log_weights),
-                                                            next(content))
+                before = replace(step.before, log_weights=log_weights)
+                gradient, weights = self._feedback_gradient(step, before, next(content))
                 stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
                                           config.learning_rate, config.gradient_clip)
                 learned[step.user_id] = (np.clip(stepped, -USER_LOG_WEIGHT_BOUND, USER_LOG_WEIGHT_BOUND),
                                          n_feedback + 1)
-                self.prior.update(gradient, weights)
+                self.prior.update(gradient, weights, tilt_directions(before))
             self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
@@ -149,8 +150,8 @@ class OnlineModel:
         candidates = np.ones(len(self.catalogue), dtype=bool)
         candidates[self.scorer.seen_rows(before.seen)] = False
         candidates[step.row] = True
-        weights = served_weights(before, self.prior.log_weights, config)
-        gradient = listwise_gradient(factor_z, weights, candidates, step.row)
+        weights = served_weights(before, self.prior)
+        gradient = listwise_gradient(factor_z, weights, candidates, step.row, config.feedback_horizon)
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
         return (gradient if wanted else -gradient), weights
 

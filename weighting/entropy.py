@@ -1,4 +1,4 @@
-"""The entropy of a user's recent interests, and how it modulates factor weights (the w ∝ 1/H idea)."""
+"""The entropy of a user's recent interests, and the directions in which it and interest drift tilt weights."""
 
 from __future__ import annotations
 
@@ -36,31 +36,27 @@ FOCUS_FACTORS = (Factor.SHORT_TERM, Factor.QUERY)
 BREADTH_FACTORS = (Factor.LONG_TERM, Factor.POPULARITY)
 
 
-def modulate_by_entropy(
-    weights: npt.NDArray[np.float64], entropy: float, strength: float
-) -> npt.NDArray[np.float64]:
-    """Shifts weight to short-term/query factors for focused users and to long-term/popularity for scattered ones.
+def entropy_direction(entropy: float) -> npt.NDArray[np.float64]:
+    """The log-weight tilt of the w ∝ 1/H idea, per unit of strength: focused users (H near 0) toward short-term
+    and query, scattered users (H near 1) toward long-term and popularity.
 
-    Focus factors are scaled by exp(strength·(1-2H)), breadth factors by its inverse; the result sums to 1.
+    >>> entropy_direction(0.0).tolist()
+    [1.0, -1.0, 1.0, 0.0, -1.0, 0.0]
     """
-    tilt = math.exp(strength * (1.0 - 2.0 * entropy))
-    scaled = weights.astype(np.float64).copy()
-    scaled[list(FOCUS_FACTORS)] *= tilt
-    scaled[list(BREADTH_FACTORS)] /= tilt
-    return scaled / scaled.sum()
+    direction = np.zeros(len(Factor))
+    direction[list(FOCUS_FACTORS)] = 1.0 - 2.0 * entropy
+    direction[list(BREADTH_FACTORS)] = -(1.0 - 2.0 * entropy)
+    return direction
 
 
-def modulate_by_drift(weights: npt.NDArray[np.float64], drift: float, strength: float) -> npt.NDArray[np.float64]:
-    """Shifts weight from the long-term factor to short-term and query while the interest is moving.
+def drift_direction(drift: float) -> npt.NDArray[np.float64]:
+    """The log-weight tilt, per unit of strength, while the interest moves: `drift` in [0, 1] (how far the
+    short-term profile has turned from the long-term one) toward short-term and query, away from long-term.
 
-    `drift` in [0, 1] is how far the short-term profile has turned away from the long-term one; focus factors
-    are scaled by exp(strength·drift), the long-term factor by its inverse; the result sums to 1.
-
-    >>> modulate_by_drift(np.array([0.5, 0.5, 0, 0, 0, 0]), 1.0, math.log(2)).round(3).tolist()[:2]
-    [0.8, 0.2]
+    >>> drift_direction(0.5).tolist()
+    [0.5, -0.5, 0.5, 0.0, 0.0, 0.0]
     """
-    tilt = math.exp(strength * drift)
-    scaled = weights.astype(np.float64).copy()
-    scaled[list(FOCUS_FACTORS)] *= tilt
-    scaled[Factor.LONG_TERM] /= tilt
-    return scaled / scaled.sum()
+    direction = np.zeros(len(Factor))
+    direction[list(FOCUS_FACTORS)] = drift
+    direction[Factor.LONG_TERM] = -drift
+    return direction

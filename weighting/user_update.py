@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
-from weighting.entropy import modulate_by_drift, modulate_by_entropy, normalised_entropy
-from weighting.fusion_learning import Weights, served_scale
+from weighting.entropy import drift_direction, entropy_direction, normalised_entropy
+from weighting.fusion_learning import Weights
+from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import decayed_profiles, unit, updated_velocity
 from weighting.user_state import RecentItem, UserState, Vector
 
@@ -92,20 +94,18 @@ def interest_drift(state: UserState) -> float:
     return (1.0 - cosine) / 2.0
 
 
-def user_log_weights(state: UserState, prior_log_weights: Weights) -> Weights:
-    """The user's untilted log-weights: the global prior plus what the user's own feedback taught."""
-    return prior_log_weights + state.log_weights
+def tilt_directions(state: UserState) -> npt.NDArray[np.float64]:
+    """2 × factors: the entropy and the drift directions of this user's log-weight tilt."""
+    return np.stack([entropy_direction(interest_entropy(state)), drift_direction(interest_drift(state))])
 
 
-def user_weights(state: UserState, prior_log_weights: Weights, config: WeightingConfig) -> Weights:
-    """The factor weights used to rank for this user (summing to 1): prior plus the user's own log-weights,
-    tilted by the entropy of recent interests and by the drift of the short-term interest from the long-term."""
-    log_weights = user_log_weights(state, prior_log_weights)
-    learned = np.exp(log_weights - log_weights.max())
-    focused = modulate_by_entropy(learned / learned.sum(), interest_entropy(state), config.entropy_strength)
-    return modulate_by_drift(focused, interest_drift(state), config.drift_strength)
+def served_weights(state: UserState, prior: GlobalPrior) -> Weights:
+    """The weights the fused ranking uses for this user, at the scale the learning works with:
+    exp(prior + own log-weights + the prior's tilt strengths along the user's entropy and drift directions)."""
+    return np.exp(prior.log_weights + state.log_weights + prior.tilt_strengths @ tilt_directions(state))
 
 
-def served_weights(state: UserState, prior_log_weights: Weights, config: WeightingConfig) -> Weights:
-    """`user_weights` at the scale the learning works with (the total of the untilted exp log-weights)."""
-    return user_weights(state, prior_log_weights, config) * served_scale(user_log_weights(state, prior_log_weights))
+def user_weights(state: UserState, prior: GlobalPrior) -> Weights:
+    """`served_weights` summing to 1, as a user is shown them."""
+    weights = served_weights(state, prior)
+    return weights / weights.sum()

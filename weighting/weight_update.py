@@ -12,6 +12,7 @@ import orjson
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
 from weighting.factors import FACTORS
+from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import predicted_interest, unit
 from weighting.user_state import UserState, Vector
 from weighting.user_update import user_weights
@@ -95,7 +96,7 @@ def content_profiles(state: UserState, config: WeightingConfig, now_ts: int) -> 
 
 
 def weight_update_for(
-    user_id: str, state: UserState, prior_log_weights: npt.NDArray[np.float64], config: WeightingConfig, now_ts: int
+    user_id: str, state: UserState, prior: GlobalPrior, config: WeightingConfig, now_ts: int
 ) -> WeightUpdate:
     """Builds the user's WeightUpdate as of `now_ts` (event time)."""
     short_term, long_term, query = content_profiles(state, config, now_ts)
@@ -103,7 +104,7 @@ def weight_update_for(
         user_id=user_id,
         ts=now_ts,
         version=state.version,
-        weights=user_weights(state, prior_log_weights, config),
+        weights=user_weights(state, prior),
         short_term=short_term,
         long_term=long_term,
         query=query,

@@ -6,7 +6,7 @@ import pytest
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
-from weighting.entropy import modulate_by_entropy, normalised_entropy
+from weighting.entropy import drift_direction, entropy_direction, normalised_entropy
 from weighting.factors import FACTORS, Factor
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
@@ -33,13 +33,19 @@ def test_entropy_of_hand_checked_distributions() -> None:
 
 
 def test_entropy_tilts_focused_users_to_short_term() -> None:
-    flat = np.full(len(FACTORS), 1 / len(FACTORS))
-    focused = modulate_by_entropy(flat, 0.0, 0.5)
-    scattered = modulate_by_entropy(flat, 1.0, 0.5)
-    assert focused.sum() == pytest.approx(1.0) and scattered.sum() == pytest.approx(1.0)
-    assert focused[Factor.SHORT_TERM] / focused[Factor.LONG_TERM] == pytest.approx(math.e)
-    assert scattered[Factor.LONG_TERM] / scattered[Factor.SHORT_TERM] == pytest.approx(math.e)
-    assert modulate_by_entropy(flat, 0.5, 0.5) == pytest.approx(flat)
+    prior = GlobalPrior(entropy_strength=0.5, drift_strength=0.0)
+    focused, scattered = entropy_direction(0.0), entropy_direction(1.0)
+    assert focused[Factor.SHORT_TERM] == focused[Factor.QUERY] == 1.0
+    assert focused[Factor.LONG_TERM] == focused[Factor.POPULARITY] == -1.0
+    assert scattered == pytest.approx(-focused) and entropy_direction(0.5) == pytest.approx(np.zeros(len(FACTORS)))
+    state = UserState.empty(2)
+    for n in range(3):  # three items of one tag: entropy 0, a focused user
+        state = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
+                            EventInputs(np.ones(2, np.float32), ("a",)), CONFIG)
+    assert interest_entropy(state) == 0.0
+    weights = user_weights(state, prior)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[Factor.SHORT_TERM] / weights[Factor.LONG_TERM] == pytest.approx(math.e)
 
 
 def test_listwise_gradient_judges_factors_against_the_fused_ranking() -> None:
@@ -60,25 +66,31 @@ def test_log_weight_step_is_scaled_by_the_weight_and_clipped() -> None:
 
 
 def test_cold_start_uses_the_prior_then_the_user() -> None:
-    prior = np.log(np.array([0.5, 0.25, 0.25, 1e-9, 1e-9, 1e-9]))
+    prior = GlobalPrior(entropy_strength=0.0, drift_strength=0.0)
+    prior.log_weights = np.log(np.array([0.5, 0.25, 0.25, 1e-9, 1e-9, 1e-9]))
     cold = UserState.empty(2)
-    flat = replace(CONFIG, entropy_strength=0.0, drift_strength=0.0)
-    assert user_weights(cold, prior, flat)[:3] == pytest.approx([0.5, 0.25, 0.25], abs=1e-6)
+    assert user_weights(cold, prior)[:3] == pytest.approx([0.5, 0.25, 0.25], abs=1e-6)
     taught = replace(cold, log_weights=np.array([0.0, math.log(2.0), 0.0, 0.0, 0.0, 0.0]))
-    assert user_weights(taught, prior, flat)[:3] == pytest.approx([0.4, 0.4, 0.2], abs=1e-6)
-    scale = np.exp(prior).sum()
-    assert served_weights(cold, prior, flat) == pytest.approx(user_weights(cold, prior, flat) * scale)
+    assert user_weights(taught, prior)[:3] == pytest.approx([0.4, 0.4, 0.2], abs=1e-6)
+    assert served_weights(taught, prior)[:3] == pytest.approx([0.5, 0.5, 0.25], abs=1e-6)
 
 
-def test_global_prior_steps_toward_the_factor_that_was_right() -> None:
-    prior = GlobalPrior(learning_rate=0.5, clip=5.0)
+def test_global_prior_steps_toward_the_factor_that_was_right_and_learns_the_tilt() -> None:
+    prior = GlobalPrior(learning_rate=0.5, clip=5.0, entropy_strength=0.5, drift_strength=4.0)
     assert prior.weights() == pytest.approx(np.full(len(FACTORS), 1 / len(FACTORS)))
     gradient = np.zeros(len(FACTORS))
     gradient[Factor.COVISIT] = 2.0
-    prior.update(gradient, np.ones(len(FACTORS)))
+    no_tilt = np.zeros((2, len(FACTORS)))
+    prior.update(gradient, np.ones(len(FACTORS)), no_tilt)
     assert prior.weights().argmax() == Factor.COVISIT
     assert prior.weights()[Factor.COVISIT] / prior.weights()[Factor.POPULARITY] == pytest.approx(math.e)
-    prior.update(np.full(len(FACTORS), -1e6), np.ones(len(FACTORS)))
+    assert prior.tilt_strengths == pytest.approx([0.5, 4.0])
+    # a focused user (entropy 0) acted on what long-term favoured: the entropy tilt was wrong, so it weakens
+    gradient = np.zeros(len(FACTORS))
+    gradient[Factor.LONG_TERM] = 1.0
+    prior.update(gradient, np.ones(len(FACTORS)), np.stack([entropy_direction(0.0), drift_direction(0.0)]))
+    assert prior.tilt_strengths == pytest.approx([0.0, 4.0])
+    prior.update(np.full(len(FACTORS), -1e6), np.ones(len(FACTORS)), no_tilt)
     assert prior.log_weights.min() >= -8.0
 
 
@@ -126,24 +138,12 @@ def test_state_round_trips_through_bytes() -> None:
     assert restored.applied_event_ids == ("e1",)
 
 
-def test_user_weights_use_entropy_of_recent_tags() -> None:
-    state = UserState.empty(2)
-    for n, tag in enumerate(["a", "a", "a"]):
-        state = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
-                               EventInputs(np.ones(2, np.float32), (tag,)), CONFIG)
-    assert interest_entropy(state) == 0.0
-    weights = user_weights(state, np.zeros(len(FACTORS)), CONFIG)
-    assert weights[Factor.SHORT_TERM] > weights[Factor.LONG_TERM]
-
-
 def test_drift_moves_weight_from_long_to_short_term() -> None:
-    from weighting.entropy import modulate_by_drift
     from weighting.user_update import interest_drift
 
-    flat = np.full(len(FACTORS), 1 / len(FACTORS))
-    assert modulate_by_drift(flat, 0.0, 4.0) == pytest.approx(flat)
-    moved = modulate_by_drift(flat, 0.5, 4.0)
-    assert moved[Factor.SHORT_TERM] / moved[Factor.LONG_TERM] == pytest.approx(math.exp(4.0))
+    assert drift_direction(0.0) == pytest.approx(np.zeros(len(FACTORS)))
+    moved = drift_direction(0.5)
+    assert moved[Factor.SHORT_TERM] - moved[Factor.LONG_TERM] == pytest.approx(1.0)  # ratio e^(4·1) at strength 4
     empty = UserState.empty(2)
     east, north = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
     assert interest_drift(empty) == 0.0
