@@ -46,6 +46,8 @@ class ReplayResult:
     metrics: dict[str, dict[str, float]]
     static_weights: dict[str, float]
     tuning_hr: float
+    learned_prior: dict[str, float]
+    """The dynamic model's global prior at the end: weights summing to 1, and the learned tilt strengths."""
     events: int
     seconds: float
     weight_history: dict[str, list[tuple[int, list[float]]]] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class ReplayResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "static_weights": self.static_weights, "tuning_hr": self.tuning_hr,
+                "learned_prior": self.learned_prior,
                 "events": self.events, "seconds": self.seconds, "ms_per_event": 1000 * self.seconds / self.events,
                 "weight_history": self.weight_history}
 
@@ -115,9 +118,16 @@ def replay(
     return ReplayResult(
         metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
-        tuning_hr=tuning_hr, events=len(events), seconds=time.monotonic() - started, weight_history=history,
+        tuning_hr=tuning_hr, learned_prior=learned_prior(model), events=len(events),
+        seconds=time.monotonic() - started, weight_history=history,
         hits=hits,
     )
+
+
+def learned_prior(model: OnlineModel) -> dict[str, float]:
+    entropy, drift = model.prior.tilt_strengths
+    return {**{f: round(float(w), 4) for f, w in zip(FACTORS, model.prior.weights(), strict=True)},
+            "entropy_tilt": round(float(entropy), 4), "drift_tilt": round(float(drift), 4)}
 
 
 def format_table(result: ReplayResult, k: int) -> str:

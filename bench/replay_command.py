@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     result = replay(catalogue, events, options, tracked_users=active)
     print(format_table(result, args.k))
     print(f"static weights (tuned on the first part): {result.static_weights}")
+    print(f"dynamic model's learned prior at the end: {result.learned_prior}")
     print(f"{1000 * result.seconds / max(result.events, 1):.2f} ms per event, {result.seconds:.0f}s in all")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result.to_dict(), indent=1))

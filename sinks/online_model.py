@@ -83,8 +83,9 @@ class OnlineModel:
     def learn_batch(
         self, states: Mapping[str, UserState], events: Sequence[UserEvent]
     ) -> tuple[dict[str, UserState], int]:
-        """Applies events in order, exactly as one `learn` after another would; returns the new state of every
-        user whose state changed, and how many events were applied (already-applied event ids are skipped).
+        """Applies events in order as one `learn` after another would (the same result up to the float32 rounding
+        of a batched matrix product); returns the new state of every user whose state changed, and how many events
+        were applied (already-applied event ids are skipped).
 
         Each feedback event judges every factor against the fused ranking the user had just before it
         (`weighting.fusion_learning`) and steps the user's and the prior's log-weights. The content factors'

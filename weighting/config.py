@@ -35,9 +35,9 @@ class WeightingConfig:
     teaches nothing (0: the whole catalogue)."""
     gradient_clip: float = 5.0
     """Bound on each factor's gradient (z-score units), so that one outlier event cannot swing the weights."""
-    entropy_strength: float = 0.5
-    """How strongly the entropy of recent interests tilts weights at first (the prior learns it from feedback)."""
-    drift_strength: float = 4.0
-    """How strongly interest drift tilts weights at first (the prior learns it from feedback)."""
+    entropy_strength: float = 0.0
+    """How strongly the entropy of recent interests tilts weights at first; the prior learns it from feedback."""
+    drift_strength: float = 0.0
+    """How strongly interest drift tilts weights at first; the prior learns it from feedback."""
     recent_items: int = 20
     remembered_event_ids: int = 512

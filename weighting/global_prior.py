@@ -17,7 +17,7 @@ class GlobalPrior:
     and the drift of a user's interests tilt them. Each feedback event takes a small listwise gradient step."""
 
     def __init__(
-        self, learning_rate: float = 0.01, clip: float = 5.0, entropy_strength: float = 0.5, drift_strength: float = 4.0
+        self, learning_rate: float = 0.01, clip: float = 5.0, entropy_strength: float = 0.0, drift_strength: float = 0.0
     ) -> None:
         self.learning_rate = learning_rate
         self.clip = clip

@@ -109,7 +109,7 @@ def random_stream(n_events: int, seed: int) -> tuple[Catalogue, list[UserEvent]]
     return catalogue, events
 
 
-def test_a_batch_learns_exactly_what_one_event_at_a_time_learns() -> None:
+def test_a_batch_learns_what_one_event_at_a_time_learns() -> None:
     catalogue, events = random_stream(400, seed=3)
     one_by_one, batched = OnlineModel(catalogue), OnlineModel(catalogue)
     sequential: dict[str, UserState] = {}
