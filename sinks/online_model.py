@@ -152,7 +152,7 @@ class OnlineModel:
         candidates[self.scorer.seen_rows(before.seen)] = False
         candidates[step.row] = True
         weights = served_weights(before, self.prior)
-        gradient = listwise_gradient(factor_z, weights, candidates, step.row, config.feedback_horizon)
+        gradient = listwise_gradient(factor_z, weights, candidates, step.row)
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
         return (gradient if wanted else -gradient), weights
 

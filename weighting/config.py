@@ -30,9 +30,6 @@ class WeightingConfig:
     """Share of a user's own log-weights given back to the prior at each feedback event."""
     prior_learning_rate: float = 0.01
     """Step size of the global prior's log-weights (every user's feedback moves it)."""
-    feedback_horizon: int = 0
-    """Only the fused ranking's top this many items compete in a feedback step, and an item ranked below them
-    teaches nothing (0: the whole catalogue)."""
     gradient_clip: float = 5.0
     """Bound on each factor's gradient (z-score units), so that one outlier event cannot swing the weights."""
     entropy_strength: float = 0.0

@@ -15,35 +15,20 @@ Weights = npt.NDArray[np.float64]
 
 
 def listwise_gradient(
-    factor_z: npt.NDArray[np.float64],
-    weights: Weights,
-    candidates: npt.NDArray[np.bool_],
-    row: int,
-    horizon: int = 0,
+    factor_z: npt.NDArray[np.float64], weights: Weights, candidates: npt.NDArray[np.bool_], row: int
 ) -> Weights:
     """z_f(row) − E_p[z_f] for each factor: how much factor f favoured item `row` over what the fusion favoured.
 
     `factor_z` is factors × items; the candidates are the items the user could have been shown (`row` among them).
-    With a `horizon`, only the fusion's top `horizon` candidates compete (p is over them and `row`), and an item
-    the fusion ranked below them gives no gradient: the weights learn to order the top of the list.
 
     >>> z = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
     >>> listwise_gradient(z, np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
     [3.0, -3.0]
     """
-    fused = weights @ factor_z
-    competing = candidates.copy()
-    if horizon:
-        scores = fused[candidates]
-        if np.count_nonzero(scores > fused[row]) >= horizon:
-            return np.zeros(len(weights))
-        if len(scores) > horizon:
-            competing &= fused >= np.partition(scores, len(scores) - horizon)[len(scores) - horizon]
-        competing[row] = True
-    top = fused[competing]
-    p = np.exp(top - top.max())
+    fused = weights @ factor_z[:, candidates]
+    p = np.exp(fused - fused.max())
     p /= p.sum()
-    return factor_z[:, row] - factor_z[:, competing] @ p
+    return factor_z[:, row] - factor_z[:, candidates] @ p
 
 
 def log_weight_step(
