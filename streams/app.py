@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import faust
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from streams.faust_transport import App
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
@@ -19,7 +19,7 @@ settings = Settings.from_env()
 runtime = WorkerRuntime(settings)
 Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
-app = faust.App(
+app = App(
     settings.faust_app_id,
     broker=["kafka://" + host for host in settings.bootstrap.split(",")],
     store="rocksdb://",
