@@ -125,12 +125,14 @@ class OnlineModel:
             if step.feedback:
                 log_weights, n_feedback = learned[step.user_id]
                 before = replace(step.before, log_weights=log_weights)
-                gradient, weights = self._feedback_gradient(step, before, next(content))
+                directions = tilt_directions(before)
+                weights = served_weights(before, self.prior, directions)
+                gradient = self._feedback_gradient(step, before, weights, next(content))
                 stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
                                           config.learning_rate, config.gradient_clip)
                 learned[step.user_id] = (np.clip(stepped, -USER_LOG_WEIGHT_BOUND, USER_LOG_WEIGHT_BOUND),
                                          n_feedback + 1)
-                self.prior.update(gradient, weights, tilt_directions(before))
+                self.prior.update(gradient, weights, directions)
             self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
@@ -139,9 +141,9 @@ class OnlineModel:
         return new_states, len(steps)
 
     def _feedback_gradient(
-        self, step: _Step, before: UserState, content_z: npt.NDArray[np.float32]
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """The listwise gradient of one feedback event at the weights the user was served, and those weights.
+        self, step: _Step, before: UserState, weights: npt.NDArray[np.float64], content_z: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """The listwise gradient of one feedback event at the `weights` the user was served.
 
         An event that is no consumption (a skip) says the user did not want the item: its gradient is negated.
         """
@@ -151,10 +153,9 @@ class OnlineModel:
         candidates = np.ones(len(self.catalogue), dtype=bool)
         candidates[self.scorer.seen_rows(before.seen)] = False
         candidates[step.row] = True
-        weights = served_weights(before, self.prior)
         gradient = listwise_gradient(factor_z, weights, candidates, step.row)
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
-        return (gradient if wanted else -gradient), weights
+        return gradient if wanted else -gradient
 
     def _add_to_shared_signals(self, row: int, event: ProfileEvent, strength: float, before: UserState) -> None:
         strengths = self.config.strengths

@@ -147,10 +147,7 @@ class CatalogueScorer:
         """Co-visitation (from the user's anchors), popularity and freshness z-scored over the catalogue now
         (3 × items; a constant factor is 0)."""
         covisit = self.covisitation.scores(*self._anchor_rows(anchors), len(self.catalogue))
-        scores = np.vstack([covisit, self.shared_scores(now)])
-        std = scores.std(axis=1, ddof=1, keepdims=True) if scores.shape[1] > 1 else np.zeros((3, 1))
-        safe = np.where(std > STD_FLOOR, std, 1.0)
-        return np.where(std > STD_FLOOR, (scores - scores.mean(axis=1, keepdims=True)) / safe, 0.0)
+        return standardise(torch.from_numpy(np.vstack([covisit, self.shared_scores(now)]))).numpy()
 
     def seen_rows(self, seen: Iterable[str]) -> list[int]:
         return self._rows(list(seen))

@@ -99,13 +99,13 @@ def tilt_directions(state: UserState) -> npt.NDArray[np.float64]:
     return np.stack([entropy_direction(interest_entropy(state)), drift_direction(interest_drift(state))])
 
 
-def served_weights(state: UserState, prior: GlobalPrior) -> Weights:
+def served_weights(state: UserState, prior: GlobalPrior, directions: npt.NDArray[np.float64]) -> Weights:
     """The weights the fused ranking uses for this user, at the scale the learning works with:
-    exp(prior + own log-weights + the prior's tilt strengths along the user's entropy and drift directions)."""
-    return np.exp(prior.log_weights + state.log_weights + prior.tilt_strengths @ tilt_directions(state))
+    exp(prior + own log-weights + the prior's tilt strengths along the user's `tilt_directions`)."""
+    return np.exp(prior.log_weights + state.log_weights + prior.tilt_strengths @ directions)
 
 
 def user_weights(state: UserState, prior: GlobalPrior) -> Weights:
     """`served_weights` summing to 1, as a user is shown them."""
-    weights = served_weights(state, prior)
+    weights = served_weights(state, prior, tilt_directions(state))
     return weights / weights.sum()

@@ -18,6 +18,7 @@ from weighting.user_update import (
     apply_event,
     interest_entropy,
     served_weights,
+    tilt_directions,
     user_weights,
 )
 
@@ -72,7 +73,7 @@ def test_cold_start_uses_the_prior_then_the_user() -> None:
     assert user_weights(cold, prior)[:3] == pytest.approx([0.5, 0.25, 0.25], abs=1e-6)
     taught = replace(cold, log_weights=np.array([0.0, math.log(2.0), 0.0, 0.0, 0.0, 0.0]))
     assert user_weights(taught, prior)[:3] == pytest.approx([0.4, 0.4, 0.2], abs=1e-6)
-    assert served_weights(taught, prior)[:3] == pytest.approx([0.5, 0.5, 0.25], abs=1e-6)
+    assert served_weights(taught, prior, tilt_directions(taught))[:3] == pytest.approx([0.5, 0.5, 0.25], abs=1e-6)
 
 
 def test_global_prior_steps_toward_the_factor_that_was_right_and_learns_the_tilt() -> None:
