@@ -22,7 +22,7 @@ from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
 from streams.produce import publish_lines
 from streams.settings import Settings
-from streams.topics_admin import ensure_topics
+from streams.topics_admin import delete_topics_containing, ensure_topics
 
 
 def scaled_catalogue(n_items: int) -> list[Item]:
@@ -92,8 +92,10 @@ class LivePipeline:
         self.worker = start_worker(self.settings, Path(self.settings.data_dir) / "worker.log")
 
     def stop(self) -> None:
+        """Stops the worker and deletes the run's topics."""
         if self.worker is not None:
             stop_worker(self.worker)
+        delete_topics_containing(self.settings, self.settings.app_id)
 
     def metrics(self) -> dict[str, float]:
         """Every sample, labels folded into the name (`name{label=value}`), summed over partitions for the lag."""

@@ -4,7 +4,8 @@ The broker jars are resolved once from Maven Central with Maven into a cache dir
 repository; the broker then runs from them on 127.0.0.1. When ``KAFKA_BOOTSTRAP`` is set, nothing is
 started and that broker is used instead.
 
-Usage: ``python -m deploy.local_kafka up|down|status`` (the Makefile and the ``driftrec`` CLI call it).
+Usage: ``python -m deploy.local_kafka up|down|reset|status`` (the Makefile and the ``driftrec`` CLI call it);
+``reset`` stops the broker and deletes its storage, every topic with it.
 """
 
 from __future__ import annotations
@@ -208,7 +209,16 @@ def accepts_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
         consumer.close()
 
 
-def start(broker: LocalBroker, timeout_s: float = 90.0) -> str:
+def _log_tail(broker: LocalBroker, lines: int = 15) -> str:
+    """The broker log's last lines, for an error message (the log is in the run directory, not in CI's output)."""
+    if not broker.log_file.exists():
+        return "(no broker log)"
+    with broker.log_file.open("rb") as log:
+        log.seek(max(0, broker.log_file.stat().st_size - 16_384))
+        return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def start(broker: LocalBroker, timeout_s: float = 180.0) -> str:
     """Starts the broker unless one already runs; returns the bootstrap address."""
     external = os.environ.get("KAFKA_BOOTSTRAP")
     if external:
@@ -234,14 +244,16 @@ def start(broker: LocalBroker, timeout_s: float = 90.0) -> str:
     deadline = started + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BrokerError(f"Kafka exited with code {process.returncode} during start-up; see {broker.log_file}")
+            raise BrokerError(f"Kafka exited with code {process.returncode} during start-up; the end of "
+                              f"{broker.log_file}:\n{_log_tail(broker)}")
         if accepts_metadata(broker.bootstrap):
             print(f"Kafka {broker.kafka_version} ready on {broker.bootstrap} in {time.monotonic() - started:.1f}s",
                   flush=True)
             return broker.bootstrap
         time.sleep(0.5)
     stop(broker)
-    raise BrokerError(f"Kafka did not answer a metadata request within {timeout_s:.0f}s; see {broker.log_file}")
+    raise BrokerError(f"Kafka did not answer a metadata request within {timeout_s:.0f}s; the end of "
+                      f"{broker.log_file}:\n{_log_tail(broker)}")
 
 
 def stop(broker: LocalBroker, timeout_s: float = 30.0) -> bool:
@@ -268,7 +280,7 @@ def _reap(pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="local_kafka", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "status", "resolve"])
+    parser.add_argument("action", choices=["up", "down", "reset", "status", "resolve"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("DRIFTREC_KAFKA_PORT", "9092")))
     args = parser.parse_args(argv)
     broker = LocalBroker(port=args.port, controller_port=args.port + 1)
@@ -277,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             print(start(broker), flush=True)
         elif args.action == "down":
             print("stopped" if stop(broker) else "no local broker was running")
+        elif args.action == "reset":
+            stop(broker)
+            shutil.rmtree(broker.run_dir / "data", ignore_errors=True)
+            print(f"stopped; storage of {broker.bootstrap} deleted (every topic; formatted afresh at the next up)")
         elif args.action == "resolve":
             print(resolve_jars(broker))
         else:

@@ -73,3 +73,16 @@ def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
         return missing
     finally:
         admin.close()
+
+
+def delete_topics_containing(settings: Settings, marker: str) -> list[str]:
+    """Deletes every topic whose name contains `marker` (a run's id: its own, its changelogs and Faust's
+    internal topics); returns their names."""
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        doomed = [name for name in admin.list_topics() if marker in name]
+        if doomed:
+            admin.delete_topics(doomed)
+        return doomed
+    finally:
+        admin.close()

@@ -28,10 +28,15 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def unique_name() -> Callable[[str], str]:
-    """A factory of topic/group names unique to this test."""
+def unique_name(request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """A factory of topic/group names unique to this test; with a broker, the test's topics are deleted after it."""
     run = uuid.uuid4().hex[:8]
-    return lambda base: f"test-{base}-{run}"
+    yield lambda base: f"test-{base}-{run}"
+    if "kafka_bootstrap" in request.fixturenames:
+        from streams.settings import Settings
+        from streams.topics_admin import delete_topics_containing
+
+        delete_topics_containing(Settings(bootstrap=request.getfixturevalue("kafka_bootstrap")), run)
 
 
 @pytest.fixture(scope="session")

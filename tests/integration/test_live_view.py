@@ -73,31 +73,45 @@ def chromium_driver() -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
+# The whole page read in one script run: the page re-renders as it polls, so element handles held across
+# separate WebDriver calls can go stale in between.
+READ_PAGE = """
+const cards = [...document.querySelectorAll('section.user')];
+return {
+  cards: cards.map(card => ({
+    user: card.dataset.user,
+    items: [...card.querySelectorAll('li')].map(li => li.dataset.item),
+    titles: [...card.querySelectorAll('li')].map(li => li.innerText.split('\\n')[0]),
+    lines: card.querySelectorAll('svg.weights-chart polyline').length,
+  })),
+  status: document.getElementById('status').innerText,
+};
+"""
+
+
 def read_live_page(expected_users: int, user_id: str) -> dict[str, Any]:
     """Loads the page in headless Chromium, waits for the cards, reads them and keeps a screenshot."""
     driver = chromium_driver()
     try:
         driver.get(f"http://127.0.0.1:{WEB_PORT}/")
         deadline = time.monotonic() + 30
-        while len(driver.find_elements("css selector", "section.user")) < expected_users:
-            if time.monotonic() > deadline:
-                break
+        page = driver.execute_script(READ_PAGE)
+        while len(page["cards"]) < expected_users and time.monotonic() < deadline:
             time.sleep(0.2)
-        cards = {card.get_attribute("data-user"): card for card in
-                 driver.find_elements("css selector", "section.user")}
+            page = driver.execute_script(READ_PAGE)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         screenshot = ARTIFACTS / "live-view.png"
         driver.save_screenshot(str(screenshot))
-        return {
-            "items": {user: [li.get_attribute("data-item") for li in card.find_elements("css selector", "li")]
-                      for user, card in cards.items()},
-            "titles": [li.text.splitlines()[0] for li in cards[user_id].find_elements("css selector", "li")],
-            "lines": len(cards[user_id].find_elements("css selector", "svg.weights-chart polyline")),
-            "status": driver.find_element("id", "status").text,
-            "screenshot": screenshot,
-        }
     finally:
         driver.quit()
+    cards = {card["user"]: card for card in page["cards"]}
+    return {
+        "items": {user: card["items"] for user, card in cards.items()},
+        "titles": cards[user_id]["titles"],
+        "lines": cards[user_id]["lines"],
+        "status": page["status"],
+        "screenshot": screenshot,
+    }
 
 
 def test_worker_serves_metrics_json_and_a_live_page(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
