@@ -73,7 +73,8 @@ def replay(
     config: WeightingConfig | None = None,
     tracked_users: Sequence[str] = (),
 ) -> ReplayResult:
-    """Runs the prequential protocol; the static fusion is tuned on the first `tune_share` of events only."""
+    """Runs the prequential protocol; the static fusion is tuned on the first `tune_share` of events only, and the
+    dynamic model's prior starts from the tuned weights there (a warm start from the same data)."""
     started = time.monotonic()
     model = OnlineModel(catalogue, config)
     rng = random.Random(options.seed)
@@ -92,6 +93,7 @@ def replay(
             best, tuning_hr = tune_static_weights(tuning, options.k, seed=options.seed) if tuning else (
                 torch.full((len(FACTORS),), 1 / len(FACTORS)), 0.0)
             weights[len(FACTORS)] = best
+            model.prior.start_from(best.double().numpy())
             tuned, tuning = True, []
         state = states.get(event.user_id) or model.new_state()
         row = catalogue.index.get(event.item_id) if event.item_id else None

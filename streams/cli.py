@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create the configured topics")
     topics.set_defaults(run=_topics)
     broker = commands.add_parser("broker", help="the local development broker")
-    broker.add_argument("action", choices=["up", "down", "status"])
+    broker.add_argument("action", choices=["up", "down", "reset", "status"])
     broker.set_defaults(run=_broker)
     config = commands.add_parser("config", help="print the settings in effect (DRIFTREC_* variables)")
     config.add_argument("--reference", action="store_true", help="every setting with its default and meaning")

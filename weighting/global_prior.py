@@ -33,6 +33,14 @@ class GlobalPrior:
         self.tilt_strengths = np.clip(self.tilt_strengths + tilt_directions @ stepped, *TILT_RANGE)
         self.updates += 1
 
+    def start_from(self, weights: Weights, floor: float = 0.02) -> None:
+        """Points the prior at `weights` (a static fusion tuned on earlier data) at its learned overall scale (the
+        softmax's sharpness); each factor keeps at least `floor` of the total, so that feedback can still raise it
+        (a log-weight step is proportional to the weight)."""
+        direction = np.maximum(weights / weights.sum(), floor)
+        scale = np.exp(self.log_weights).sum()
+        self.log_weights = np.clip(np.log(scale * direction / direction.sum()), *LOG_WEIGHT_RANGE)
+
     def weights(self) -> Weights:
         """The prior as weights summing to 1."""
         exp = np.exp(self.log_weights - self.log_weights.max())

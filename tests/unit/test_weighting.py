@@ -95,6 +95,19 @@ def test_global_prior_steps_toward_the_factor_that_was_right_and_learns_the_tilt
     assert prior.log_weights.min() >= -8.0
 
 
+def test_prior_starts_from_tuned_weights_at_its_scale_with_a_floor() -> None:
+    prior = GlobalPrior()
+    prior.log_weights = np.log(np.full(len(FACTORS), 0.5))  # learned scale: the weights sum to 3
+    tuned = np.zeros(len(FACTORS))
+    tuned[Factor.COVISIT], tuned[Factor.SHORT_TERM] = 3.0, 1.0
+    prior.start_from(tuned, floor=0.1)
+    # direction max(tuned / 4, 0.1) = 0.75, 0.25 and four times 0.1, renormalised over 1.4; the sum stays 3
+    expected = np.full(len(FACTORS), 0.1 / 1.4)
+    expected[Factor.COVISIT], expected[Factor.SHORT_TERM] = 0.75 / 1.4, 0.25 / 1.4
+    assert prior.weights() == pytest.approx(expected)
+    assert np.exp(prior.log_weights).sum() == pytest.approx(3.0)
+
+
 def test_decay_and_session_reset() -> None:
     assert decay_factor(7200_000, 3600_000) == pytest.approx(0.25)
     assert decay_factor(-5, 100) == 1.0
