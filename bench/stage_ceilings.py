@@ -23,6 +23,7 @@ import torch
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel, UserEvent
+from sinks.scorer import CatalogueScorer
 from streams.catalogue_data import builtin_catalogue
 from streams.settings import Settings
 from weighting.factors import FACTORS
@@ -103,8 +104,9 @@ def weighting_ceiling(n_items: int, n_events: int, batch: int) -> None:
           f"bare profile x catalogue product {1000 * bare:.3f} ms/event, ratio {bare / batched:.2f}x")
 
 
-def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
-    """Users with 20 anchors (each with 100 co-visited neighbours), 50 seen items, a query and learned weights."""
+def scorer_ceiling(n_items: int, n_users: int, k: int, candidates: int) -> None:
+    """Users with 20 anchors (each with 100 co-visited neighbours), 50 seen items, a query and learned weights;
+    exact scoring against a bare matmul + top-k, then ranking among candidates from the ANN index."""
     rng = np.random.default_rng(0)
     catalogue, ids = random_catalogue(n_items, rng)
     vectors, dim = catalogue.vectors, catalogue.dim
@@ -131,6 +133,18 @@ def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
           f"(fused factors, masks, top-k, contributions) {1000 * core:.1f} ms, ratio {bare / core:.2f}x; with "
           f"recommendation records and reasons {1000 * ours:.1f} ms ({n_users / ours:.0f} users/s), "
           f"ratio {bare / ours:.2f}x")
+    if candidates:
+        approximate = CatalogueScorer(catalogue, model.scorer.popularity, model.scorer.covisitation,
+                                      candidates=candidates)
+        started = time.perf_counter()
+        approximate.top_k(updates[:1], k)  # builds the index
+        built = time.perf_counter() - started
+        ann = best_of(3, lambda: approximate.top_k(updates, k))
+        exact_rows, ann_rows = model.scorer.top_k(updates, k).rows, approximate.top_k(updates, k).rows
+        recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(ann_rows.tolist(), exact_rows.tolist(),
+                                                                         strict=True)])
+        print(f"  ANN (FAISS HNSW, {candidates} candidates per source): index built in {built:.1f}s; scoring "
+              f"{1000 * ann:.1f} ms ({core / ann:.2f}x exact), recall@{k} against exact {recall:.3f}")
 
 
 def main() -> int:
@@ -141,13 +155,14 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--events", type=int, default=4000, help="events the weighting stage learns from")
     parser.add_argument("--skip-encoder", action="store_true")
+    parser.add_argument("--candidates", type=int, default=200, help="per source for the ANN scorer (0: skip it)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:
         encoder_ceiling(args.texts, args.batch_size, Path(Settings.from_env().data_dir) / "onnx")
     for n_items in args.items:
         weighting_ceiling(n_items, args.events, args.users)
-        scorer_ceiling(n_items, args.users, 10)
+        scorer_ceiling(n_items, args.users, 10, args.candidates)
     return 0
 
 

@@ -34,6 +34,8 @@ class Catalogue:
         self._sum = np.zeros(dim)
         self._gram = np.zeros((dim, dim))
         self._moments: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.replacements = 0
+        """How many times a known item's vector was replaced (an index over the rows must then be rebuilt)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -52,9 +54,11 @@ class Catalogue:
                 new_rows.append(vectors[item.item_id])
             else:
                 self.items[row] = CatalogueItem(item.item_id, item.title, item.tags, self.items[row].ts)
-                self._add_moments(self._vectors[row : row + 1], -1.0)
-                self._vectors[row] = vectors[item.item_id]
-                self._add_moments(self._vectors[row : row + 1], 1.0)
+                if not np.array_equal(self._vectors[row], vectors[item.item_id]):
+                    self._add_moments(self._vectors[row : row + 1], -1.0)
+                    self._vectors[row] = vectors[item.item_id]
+                    self._add_moments(self._vectors[row : row + 1], 1.0)
+                    self.replacements += 1
         if new_rows:
             added = np.stack(new_rows).astype(np.float32)
             self._vectors = np.concatenate([self._vectors, added])

@@ -128,6 +128,21 @@ class SparseScores:
         variance = (squares - n * np.square(mean)) / max(n - 1, 1)
         return mean, np.sqrt(np.maximum(variance, 0.0))
 
+    def strongest(self, n_users: int, count: int) -> npt.NDArray[np.int64]:
+        """users × count: each user's rows with the largest values, strongest first (−1 pads).
+
+        >>> SparseScores(np.array([0, 0, 0, 2]), np.array([4, 5, 6, 1]), np.array([1.0, 3.0, 2.0, 5.0]), 9
+        ...              ).strongest(3, 2).tolist()
+        [[5, 6], [-1, -1], [1, -1]]
+        """
+        order = np.lexsort((-self.values, self.users))
+        users = self.users[order]
+        rank = np.arange(len(users)) - np.searchsorted(users, users)
+        keep = rank < count
+        result = np.full((n_users, count), -1, dtype=np.int64)
+        result[users[keep], rank[keep]] = self.rows[order][keep]
+        return result
+
     def at(self, wanted_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """The values at `wanted_rows` (users × m) of each user."""
         keys = self.users * self.n_items + self.rows

@@ -57,13 +57,16 @@ class OnlineModel:
         covisit_half_life_ms: float = 60 * DAY_MS,
         covisit_span: int = 20,
         learn_weights: bool = True,
+        candidates: int = 0,
     ) -> None:
+        """`candidates` > 0 ranks among that many candidates per source (`CatalogueScorer.top_k`)."""
         self.config = config or WeightingConfig()
         self.catalogue = catalogue
         self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip,
                                  self.config.entropy_strength, self.config.drift_strength)
         self.scorer = CatalogueScorer(
             catalogue, PopularityCounts(popularity_half_life_ms), CoVisitation(covisit_half_life_ms, covisit_span),
+            candidates=candidates,
         )
         self.learn_weights = learn_weights
 

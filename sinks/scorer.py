@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from sinks.candidate_index import CandidateIndex
 from sinks.catalogue import Catalogue
 from sinks.covisitation import CoVisitation, SparseScores
 from sinks.decayed_counts import PopularityCounts
@@ -25,7 +26,8 @@ STD_FLOOR = 1e-6
 """A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
 
 Z_CHUNK_ELEMENTS = 1 << 24
-"""The feedback step z-scores at most this many (case, factor, item) content entries at once."""
+"""The feedback step z-scores at most this many (case, factor, item) content entries at once, and the candidate
+ranking gathers at most this many (user, candidate, dimension) vector entries at once."""
 
 
 def standardise(scores: torch.Tensor) -> torch.Tensor:
@@ -80,11 +82,15 @@ class CatalogueScorer:
         popularity: PopularityCounts,
         covisitation: CoVisitation,
         freshness_half_life_ms: float = 14 * DAY_MS,
+        candidates: int = 0,
     ) -> None:
+        """`candidates` > 0 ranks approximately, on that many candidates per source and user (see `top_k`)."""
         self.catalogue = catalogue
         self.popularity = popularity
         self.covisitation = covisitation
         self.freshness_half_life_ms = freshness_half_life_ms
+        self.candidates = candidates
+        self.index = CandidateIndex(catalogue) if candidates else None
 
     def _rows(self, item_ids: Sequence[str]) -> list[int]:
         return [self.catalogue.index[i] for i in item_ids if i in self.catalogue.index]
@@ -185,19 +191,26 @@ class CatalogueScorer:
         shared_mean, shared_scale = shared.mean(dim=1), z_scale(shared.std(dim=1))
         shared_z = ((shared - shared_mean[:, None]) * shared_scale[:, None]).to(device)
 
-        fused = user_vectors @ catalogue.matrix.T
-        fused.addmm_(weights[:, 4:], shared_z)
         covisit = self.covisit_scores(updates)
         covisit_mean, covisit_std = (torch.from_numpy(x).float().to(device) for x in covisit.moments(len(updates)))
         covisit_scale = z_scale(covisit_std)
         offset -= weights[:, 3] * covisit_scale * covisit_mean
-        if len(covisit.users):
-            users = torch.from_numpy(covisit.users).to(device)
-            values = torch.from_numpy(covisit.values).float().to(device) * (weights[:, 3] * covisit_scale)[users]
-            fused.index_put_((users, torch.from_numpy(covisit.rows).to(device)), values, accumulate=True)
-        seen_users, seen_rows = self._seen_indices(updates)
-        fused.index_put_((seen_users.to(device), seen_rows.to(device)), torch.tensor(-math.inf, device=device))
-        top_scores, top_rows = fused.topk(min(k, n_items), dim=1)
+        covisit_weight = weights[:, 3] * covisit_scale
+        if self.index is not None and n_items > self.candidates:
+            top_scores, top_rows = self._candidate_top_k(
+                updates, k, user_vectors=user_vectors, weights=weights, shared_z=shared_z, covisit=covisit,
+                covisit_weight=covisit_weight,
+            )
+        else:
+            fused = user_vectors @ catalogue.matrix.T
+            fused.addmm_(weights[:, 4:], shared_z)
+            if len(covisit.users):
+                users = torch.from_numpy(covisit.users).to(device)
+                values = torch.from_numpy(covisit.values).float().to(device) * covisit_weight[users]
+                fused.index_put_((users, torch.from_numpy(covisit.rows).to(device)), values, accumulate=True)
+            seen_users, seen_rows = self._seen_indices(updates)
+            fused.index_put_((seen_users.to(device), seen_rows.to(device)), torch.tensor(-math.inf, device=device))
+            top_scores, top_rows = fused.topk(min(k, n_items), dim=1)
         top_scores += offset[:, None]
 
         top_vectors = catalogue.matrix[top_rows]  # users × k × dim
@@ -208,6 +221,51 @@ class CatalogueScorer:
         factor_z = torch.cat([content_z, covisit_z.unsqueeze(1), shared_z[:, top_rows].permute(1, 0, 2)], dim=1)
         contributions = weights.unsqueeze(2) * factor_z
         return TopK(top_scores.cpu().numpy(), top_rows.cpu().numpy(), contributions.cpu().numpy())
+
+    def _candidate_top_k(
+        self,
+        updates: Sequence[WeightUpdate],
+        k: int,
+        *,
+        user_vectors: torch.Tensor,
+        weights: torch.Tensor,
+        shared_z: torch.Tensor,
+        covisit: SparseScores,
+        covisit_weight: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused top-k among candidates: each user's `candidates` nearest items to their fused content vector
+        (the ANN index), their strongest co-visited items, and the most popular and the freshest items.
+
+        Exact on the candidates; an item outside them is missed (the scorer benchmark reports recall@k)."""
+        count = self.candidates
+        shared_rows = shared_z.topk(min(count, shared_z.shape[1]), dim=1).indices.flatten().cpu().numpy()
+        proposed = np.concatenate(
+            [
+                self.index.search(user_vectors.cpu().numpy(), count),  # type: ignore[union-attr]
+                covisit.strongest(len(updates), count),
+                np.broadcast_to(shared_rows, (len(updates), len(shared_rows))),
+            ],
+            axis=1,
+        )
+        rows = np.sort(proposed, axis=1)
+        rows[:, 1:][rows[:, 1:] == rows[:, :-1]] = -1  # each candidate once
+        seen_users, seen_rows = (x.numpy() for x in self._seen_indices(updates))
+        n_items = len(self.catalogue)
+        keys = np.arange(len(updates))[:, None] * n_items + rows
+        excluded = (rows < 0) | np.isin(keys, seen_users * n_items + seen_rows)
+        device = self.catalogue.device
+        safe = torch.from_numpy(np.maximum(rows, 0)).to(device)
+        chunk = max(1, Z_CHUNK_ELEMENTS // (rows.shape[1] * self.catalogue.dim))
+        scores = torch.cat([
+            torch.einsum("bd,bmd->bm", user_vectors[start : start + chunk],
+                         self.catalogue.matrix[safe[start : start + chunk]])
+            for start in range(0, len(updates), chunk)
+        ])
+        scores += torch.einsum("bf,fbm->bm", weights[:, 4:], shared_z[:, safe])
+        scores += torch.from_numpy(covisit.at(np.maximum(rows, 0))).float().to(device) * covisit_weight[:, None]
+        scores.masked_fill_(torch.from_numpy(excluded).to(device), -math.inf)
+        top_scores, top = scores.topk(min(k, scores.shape[1]), dim=1)
+        return top_scores, safe.gather(1, top)
 
     def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.seen_rows(update.seen) for update in updates]

