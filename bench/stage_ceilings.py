@@ -69,8 +69,12 @@ def encoder_ceiling(n_texts: int, batch_size: int, cache_dir: Path) -> None:
 
 
 def random_catalogue(n_items: int, rng: np.random.Generator, dim: int = 384) -> tuple[Catalogue, list[str]]:
-    """Random unit vectors (MiniLM's dimension) with 20 tags, one item first seen per millisecond."""
-    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+    """Random unit vectors (MiniLM's dimension) around one random topic per 100 items, as sentence embeddings
+    cluster (uniformly random vectors are the worst case of an ANN index); 20 tags, one item first seen per ms."""
+    topics = rng.normal(size=(max(n_items // 100, 1), dim))
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    vectors = (topics[rng.integers(0, len(topics), n_items)]
+               + 0.8 * rng.normal(size=(n_items, dim)) / np.sqrt(dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     catalogue = Catalogue(dim)
     ids = [f"i{n}" for n in range(n_items)]
@@ -155,7 +159,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--events", type=int, default=4000, help="events the weighting stage learns from")
     parser.add_argument("--skip-encoder", action="store_true")
-    parser.add_argument("--candidates", type=int, default=200, help="per source for the ANN scorer (0: skip it)")
+    parser.add_argument("--candidates", type=int, default=100, help="per source for the ANN scorer (0: skip it)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:

@@ -39,10 +39,12 @@ class CandidateIndex:
             self._indexed = len(catalogue)
         return self._index
 
-    def search(self, queries: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.int64]:
-        """users × count rows with the largest inner product with each query (−1 pads when the catalogue is
-        smaller)."""
+    def search(
+        self, queries: npt.NDArray[np.float32], count: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """users × count: the inner products and rows of the items nearest each query (rows −1 where the
+        catalogue is smaller). The products are exact: the index keeps the full vectors."""
         index = self._synced()
         index.hnsw.efSearch = max(self.search_depth, count)
-        _, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), count)
-        return rows.astype(np.int64)
+        products, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), count)
+        return products, rows.astype(np.int64)

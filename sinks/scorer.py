@@ -238,30 +238,32 @@ class CatalogueScorer:
 
         Exact on the candidates; an item outside them is missed (the scorer benchmark reports recall@k)."""
         count = self.candidates
-        shared_rows = shared_z.topk(min(count, shared_z.shape[1]), dim=1).indices.flatten().cpu().numpy()
-        proposed = np.concatenate(
-            [
-                self.index.search(user_vectors.cpu().numpy(), count),  # type: ignore[union-attr]
-                covisit.strongest(len(updates), count),
-                np.broadcast_to(shared_rows, (len(updates), len(shared_rows))),
-            ],
-            axis=1,
-        )
-        rows = np.sort(proposed, axis=1)
-        rows[:, 1:][rows[:, 1:] == rows[:, :-1]] = -1  # each candidate once
-        seen_users, seen_rows = (x.numpy() for x in self._seen_indices(updates))
-        n_items = len(self.catalogue)
-        keys = np.arange(len(updates))[:, None] * n_items + rows
-        excluded = (rows < 0) | np.isin(keys, seen_users * n_items + seen_rows)
         device = self.catalogue.device
-        safe = torch.from_numpy(np.maximum(rows, 0)).to(device)
-        chunk = max(1, Z_CHUNK_ELEMENTS // (rows.shape[1] * self.catalogue.dim))
-        scores = torch.cat([
+        matrix = self.catalogue.matrix
+        n_items = len(self.catalogue)
+        shared_rows = shared_z.topk(min(count, n_items), dim=1).indices.flatten()
+        covisit_rows = covisit.strongest(len(updates), count)
+        chunk = max(1, Z_CHUNK_ELEMENTS // (count * self.catalogue.dim))
+        covisit_content = torch.cat([
             torch.einsum("bd,bmd->bm", user_vectors[start : start + chunk],
-                         self.catalogue.matrix[safe[start : start + chunk]])
+                         matrix[torch.from_numpy(np.maximum(covisit_rows[start : start + chunk], 0)).to(device)])
             for start in range(0, len(updates), chunk)
         ])
-        scores += torch.einsum("bf,fbm->bm", weights[:, 4:], shared_z[:, safe])
+        ann_content, ann_rows = self.index.search(user_vectors.cpu().numpy(), count)  # type: ignore[union-attr]
+        rows = np.concatenate([ann_rows, covisit_rows, np.broadcast_to(shared_rows.cpu().numpy(),
+                                                                       (len(updates), len(shared_rows)))], axis=1)
+        content = torch.cat([torch.from_numpy(ann_content).to(device), covisit_content,
+                             user_vectors @ matrix[shared_rows].T], dim=1)
+        order = np.argsort(rows, axis=1, kind="stable")
+        rows = np.take_along_axis(rows, order, axis=1)
+        content = content.gather(1, torch.from_numpy(order).to(device))
+        duplicate = np.zeros(rows.shape, dtype=bool)
+        duplicate[:, 1:] = rows[:, 1:] == rows[:, :-1]
+        seen_users, seen_rows = (x.numpy() for x in self._seen_indices(updates))
+        keys = np.arange(len(updates))[:, None] * n_items + rows
+        excluded = (rows < 0) | duplicate | np.isin(keys, seen_users * n_items + seen_rows)
+        safe = torch.from_numpy(np.maximum(rows, 0)).to(device)
+        scores = content + torch.einsum("bf,fbm->bm", weights[:, 4:], shared_z[:, safe])
         scores += torch.from_numpy(covisit.at(np.maximum(rows, 0))).float().to(device) * covisit_weight[:, None]
         scores.masked_fill_(torch.from_numpy(excluded).to(device), -math.inf)
         top_scores, top = scores.topk(min(k, scores.shape[1]), dim=1)
