@@ -18,8 +18,10 @@ class CandidateIndex:
     """
 
     def __init__(self, catalogue: Catalogue, neighbours: int = 32, search_depth: int = 128) -> None:
-        import faiss
-
+        try:
+            import faiss
+        except ImportError as error:
+            raise RuntimeError("ranking among candidates needs faiss-cpu: pip install 'driftrec[ann]'") from error
         self._faiss = faiss
         self.catalogue = catalogue
         self.neighbours = neighbours
