@@ -26,6 +26,7 @@ from streams.events import BehaviorEvent, Item
 from weighting.config import WeightingConfig
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
+from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
 
@@ -144,7 +145,10 @@ def format_table(result: ReplayResult, k: int) -> str:
 def recommendation_trace(
     catalogue: Catalogue, events: Sequence[BehaviorEvent], k: int, config: WeightingConfig | None = None
 ) -> list[tuple[str, list[str]]]:
-    """After each event, the acting user's top-k item ids: what the live pipeline emits with one-event windows."""
+    """After each event, the acting user's top-k item ids: what the live pipeline emits with one-event windows.
+
+    The WeightUpdate goes through its wire codec (float16 vectors), exactly as it travels on the weights topic.
+    """
     model = OnlineModel(catalogue, config)
     states: dict[str, UserState] = {}
     trace = []
@@ -154,7 +158,7 @@ def recommendation_trace(
             event.profile_event(),
         )
         states[event.user_id] = state
-        update = model.weight_update(event.user_id, state, event.ts)
+        update = WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json())
         [recommendation] = model.recommend([update], k)
         trace.append((event.event_id, [item.item_id for item in recommendation.items]))
     return trace

@@ -5,33 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
-from faust.streams import _current_event
-from faust.types import EventT
 
 from streams.app import dead_letter_topic, runtime
 from streams.dead_letter import SourcePosition, dead_letter_record
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def in_partition_of(event: EventT) -> Iterator[None]:
-    """Makes `event` the current event while table keys from its partition are read or written.
-
-    Faust's RocksDB store reads and writes the partition of the current event, and a table write sends its
-    changelog record there; in a batch taken with `take_events` the current event is not the one whose key is
-    being handled.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def now_ms() -> float:

@@ -1,21 +1,19 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
-recommendations. Every stage takes batches; a table write is made in the context of a message from the key's own
-partition, so that its changelog record goes to that partition.
+ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
+-> recommendations. Stateful agents (ingest, weigh) handle one message at a time so every table write happens in
+the context of the message's own partition; stateless agents (encode, rank) take batches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import orjson
 from aiokafka import ConsumerRecord
-from faust.types import EventT
 
 from sinks.online_model import UserEvent
-from sinks.recommendation import UserRecommendation
-from streams.agent_support import dead_letter_internal, f16_vector, in_partition_of, now_ms, send_dead_letter
+from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
 from streams.app import (
     app,
     encoded_topic,
@@ -51,68 +49,41 @@ async def catalogue() -> None:
 
 async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
     await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+    if user_id in open_windows:
+        del open_windows[user_id]
     runtime.pending_windows.pop(user_id, None)
     runtime.metrics.window_flushes.inc()
 
 
-class BatchWindows:
-    """The open windows one ingest batch touches: each read from the table once and written back once, in the
-    partition of the user's last message in the batch."""
-
-    def __init__(self) -> None:
-        self.windows: dict[str, list[WindowedEvent]] = {}
-        self.last_event: dict[str, EventT] = {}
-
-    def of(self, user_id: str, event: EventT) -> list[WindowedEvent]:
-        self.last_event[user_id] = event
-        if user_id not in self.windows:
-            with in_partition_of(event):
-                self.windows[user_id] = decode_window(open_windows.get(user_id))
-        return self.windows[user_id]
-
-    def flushed(self, user_id: str) -> None:
-        self.windows[user_id] = []
-
-    def write_back(self) -> None:
-        for user_id, window in self.windows.items():
-            with in_partition_of(self.last_event[user_id]):
-                if window:
-                    open_windows[user_id] = encode_window(window)
-                    runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
-                elif user_id in open_windows:
-                    del open_windows[user_id]
-
-
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time; a
-    window that is due is sent on at once."""
+    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
     await runtime.catalogue_ready.wait()
     policy = runtime.window_policy
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        batch = BatchWindows()
-        for event in events:
-            message = event.message
-            arrived = now_ms()
-            if message.topic == settings.ticks_topic:
-                user_id = event.key.decode()
-                window = batch.of(user_id, event)
-            else:
-                source = SourcePosition(message.topic, message.partition, message.offset)
-                routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
-                                     catalogue=runtime.model.catalogue)
-                if isinstance(routed, Rejected):
-                    await send_dead_letter(routed.reason, routed.record, event.key, source)
-                    continue
-                parsed = routed.event
-                user_id = parsed.user_id
-                runtime.metrics.events_in.labels(parsed.kind).inc()
-                window = batch.of(user_id, event)
-                window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+    async for event in stream.events():
+        message = event.message
+        arrived = now_ms()
+        if message.topic == settings.ticks_topic:
+            user_id = event.key.decode()
+            window = decode_window(open_windows.get(user_id))
             if policy.is_due(window, arrived):
                 await flush_window(user_id, window)
-                batch.flushed(user_id)
-        batch.write_back()
+            continue
+        source = SourcePosition(message.topic, message.partition, message.offset)
+        routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
+                             catalogue=runtime.model.catalogue)
+        if isinstance(routed, Rejected):
+            await send_dead_letter(routed.reason, routed.record, event.key, source)
+            continue
+        parsed = routed.event
+        runtime.metrics.events_in.labels(parsed.kind).inc()
+        window = decode_window(open_windows.get(parsed.user_id))
+        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+        if policy.is_due(window, arrived):
+            await flush_window(parsed.user_id, window)
+        else:
+            open_windows[parsed.user_id] = encode_window(window)
+            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
 
 
 @open_windows.on_recover
@@ -134,78 +105,64 @@ async def tick_open_windows() -> None:
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 
-@dataclass(frozen=True)
-class UserOutput:
-    """What one batch produced for one user: the new state (None when unchanged), its update and top-k list."""
-
-    user_id: str
-    state: UserState | None
-    update: WeightUpdate
-    recommendation: UserRecommendation
-
-
-def weigh_windows(raw_states: dict[str, bytes | None], windows: list[dict]) -> tuple[list[UserOutput], int]:  # type: ignore[type-arg]
-    """Runs the model over a batch of encoded windows (in the encoder thread): learns every event in order,
-    then ranks once for every user the batch touched. Returns the outputs and how many events were applied."""
+def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[UserState, WeightUpdate, int]:  # type: ignore[type-arg]
+    """Runs the model over one window (in the encoder thread); returns the state, its update, events applied."""
     model = runtime.model
-    states = {user_id: UserState.from_bytes(raw) for user_id, raw in raw_states.items() if raw}
-    events, last = [], {}
-    for payload in windows:
-        windowed = [WindowedEvent.from_dict(e) for e in payload["events"]]
-        for item in windowed:
-            query = payload["queries"].get(item.event.event_id)
-            events.append(UserEvent(item.event.user_id, item.event.profile_event(),
-                                    f16_vector(query) if query else None))
-        last[windowed[-1].event.user_id] = windowed
-    changed, applied = model.learn_batch(states, events)
-    states.update(changed)
-    updates = [
-        replace(model.weight_update(user_id, states.get(user_id) or model.new_state(),
-                                    max(item.event.ts for item in windowed)),
-                trigger_event_id=windowed[-1].event.event_id, arrived_ms=windowed[-1].arrived_ms)
-        for user_id, windowed in last.items()
-    ]
-    recommendations = model.recommend(updates, settings.top_k)
-    return [
-        UserOutput(update.user_id, changed.get(update.user_id), update, recommendation)
-        for update, recommendation in zip(updates, recommendations, strict=True)
-    ], applied
+    state = UserState.from_bytes(raw_state) if raw_state else model.new_state()
+    windowed = [WindowedEvent.from_dict(e) for e in payload["events"]]
+    queries = payload["queries"]
+    changed, applied = model.learn_batch({user_id: state}, [
+        UserEvent(user_id, item.event.profile_event(),
+                  f16_vector(queries[item.event.event_id]) if item.event.event_id in queries else None)
+        for item in windowed
+    ])
+    state = changed.get(user_id, state)
+    last = windowed[-1]
+    update = replace(
+        model.weight_update(user_id, state, max(item.event.ts for item in windowed)),
+        trigger_event_id=last.event.event_id, arrived_ms=last.arrived_ms,
+    )
+    return state, update, applied
 
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Learns from a batch of encoded windows, then writes each touched user's weights and top-k list."""
+    """Updates each user's state from an encoded window and emits the user's WeightUpdate."""
     await runtime.catalogue_ready.wait()
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        windows, last_event = [], {}
-        for event in events:
-            try:
-                payload = orjson.loads(event.value)
-                user_id = payload["events"][0]["user_id"]
-            except Exception as error:
-                await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
-                continue
-            windows.append(payload)
-            last_event[user_id] = event
-        raw_states = {}
-        for user_id, event in last_event.items():
-            with in_partition_of(event):
-                raw_states[user_id] = user_states.get(user_id)
+    async for raw in stream:
+        payload = orjson.loads(raw)
+        user_id = payload["events"][0]["user_id"]
         try:
-            outputs, applied = await runtime.in_encoder_thread(weigh_windows, raw_states, windows)
+            state, update, applied = await runtime.in_encoder_thread(apply_window, user_id,
+                                                                     user_states.get(user_id), payload)
         except Exception as error:
-            for event in events:
-                await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
+            await dead_letter_internal(raw, user_id.encode(), error, settings.encoded_topic)
             continue
+        user_states[user_id] = state.to_bytes()
         runtime.metrics.events_applied.inc(applied)
-        runtime.metrics.events_duplicate.inc(sum(len(w["events"]) for w in windows) - applied)
-        for output in outputs:
-            if output.state is not None:
-                with in_partition_of(last_event[output.user_id]):
-                    user_states[output.user_id] = output.state.to_bytes()
-            key = output.user_id.encode()
-            await weights_topic.send(key=key, value=output.update.to_json())
-            record = replace(output.recommendation, latency_ms=round(now_ms() - output.update.arrived_ms, 3)).to_dict()
-            await recommendations_topic.send(key=key, value=orjson.dumps(record))
+        runtime.metrics.events_duplicate.inc(len(payload["events"]) - applied)
+        await weights_topic.send(key=user_id.encode(), value=update.to_json())
+
+
+@app.agent(weights_topic)
+async def rank(stream):  # type: ignore[no-untyped-def]
+    """Scores the catalogue for a batch of users at once and writes their top-k lists."""
+    await runtime.catalogue_ready.wait()
+    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        latest: dict[str, WeightUpdate] = {}
+        for raw in batch:
+            update = WeightUpdate.from_json(raw)
+            if update.user_id not in latest or latest[update.user_id].version <= update.version:
+                latest[update.user_id] = update
+        try:
+            recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
+                                                              settings.top_k)
+        except Exception as error:
+            for raw in batch:
+                await dead_letter_internal(raw, None, error, settings.weights_topic)
+            continue
+        for recommendation, update in zip(recommendations, latest.values(), strict=True):
+            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
+            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
             runtime.metrics.recommended([record["latency_ms"]])
             runtime.live_view.record(record)

@@ -1,7 +1,7 @@
 """What a worker runs: `faust -A streams.worker worker` (or `driftrec worker`).
 
-The app with the agents of this worker's role (DRIFTREC_ROLE): `all` runs every stage; `core` runs ingest
-and weigh (CPU pool, with the tables); `encoder` runs only the query encoder (GPU pool, its own group).
+The app with the agents of this worker's role (DRIFTREC_ROLE): `all` runs every stage; `core` runs ingest,
+weigh and rank (CPU pool, with the tables); `encoder` runs only the query encoder (GPU pool, its own group).
 """
 
 from __future__ import annotations

@@ -94,25 +94,35 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
 
 
 @pytest.mark.asyncio
-async def test_weigh_updates_state_and_emits_weights_and_recommendations(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights, recommendations = AsyncMock(), AsyncMock()
+async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights = AsyncMock()
     monkeypatch.setattr(agents.weights_topic, "send", weights)
-    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
-               "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(2)]
-    other = [{"event_id": "u3-0", "user_id": "u3", "kind": "purchase", "ts": 1000, "item_id": "cooking-0",
-              "source": "t:0:9", "arrived_ms": 1.0}]
+               "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
+    redelivered = window + window
     async with agents.weigh.test_context() as agent:
-        await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u2")
-        await agent.put(orjson.dumps({"events": other, "queries": {}}), key=b"u3")
-        await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u2")  # redelivered: no change
-        await asyncio.sleep(0.5)
-    updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
-    assert updates["u2"].version == 2 and updates["u3"].version == 1
-    assert updates["u2"].seen == {"hiking-0", "hiking-1"}
-    assert int(np.argmax(updates["u2"].long_term)) == TopicEncoder.words.index("hiking")
-    lists = {r["user_id"]: r for r in (orjson.loads(c.kwargs["value"]) for c in recommendations.await_args_list)}
-    assert lists["u2"]["trigger_event_id"] == "u2-1"
-    ids = [item["item_id"] for item in lists["u3"]["items"]]
+        await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
+        await asyncio.sleep(0.3)
+    updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
+    assert [u.version for u in updates] == [3]
+    assert updates[-1].seen == {"hiking-0", "hiking-1", "hiking-2"}
+    assert int(np.argmax(updates[-1].long_term)) == TopicEncoder.words.index("hiking")
+
+
+@pytest.mark.asyncio
+async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    recommendations = AsyncMock()
+    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
+    model = worker_runtime.model
+    state = model.new_state()
+    from weighting.user_update import ProfileEvent
+
+    state = model.learn("u3", state, ProfileEvent("u3-0", "purchase", 1, "cooking-0"))
+    update = model.weight_update("u3", state, 1)
+    async with agents.rank.test_context() as agent:
+        await agent.put(update.to_json(), key=b"u3")
+        await asyncio.sleep(0.2)
+    rec = orjson.loads(recommendations.await_args.kwargs["value"])
+    ids = [item["item_id"] for item in rec["items"]]
     assert len(ids) == 10 and "cooking-0" not in ids
     assert set(ids[:2]) == {"cooking-1", "cooking-2"}
