@@ -34,7 +34,6 @@ class CandidateIndex:
         catalogue = self.catalogue
         if self._index is None or self._replacements != catalogue.replacements:
             self._index = self._faiss.IndexHNSWFlat(catalogue.dim, self.neighbours, self._faiss.METRIC_INNER_PRODUCT)
-            self._index.hnsw.efSearch = self.search_depth
             self._indexed, self._replacements = 0, catalogue.replacements
         if self._indexed < len(catalogue):
             self._index.add(np.ascontiguousarray(catalogue.vectors[self._indexed :], dtype=np.float32))

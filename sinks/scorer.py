@@ -262,9 +262,10 @@ class CatalogueScorer:
         seen_users, seen_rows = (x.numpy() for x in self._seen_indices(updates))
         keys = np.arange(len(updates))[:, None] * n_items + rows
         excluded = (rows < 0) | duplicate | np.isin(keys, seen_users * n_items + seen_rows)
-        safe = torch.from_numpy(np.maximum(rows, 0)).to(device)
+        real_rows = np.maximum(rows, 0)  # padding −1 → row 0, excluded above
+        safe = torch.from_numpy(real_rows).to(device)
         scores = content + torch.einsum("bf,fbm->bm", weights[:, 4:], shared_z[:, safe])
-        scores += torch.from_numpy(covisit.at(np.maximum(rows, 0))).float().to(device) * covisit_weight[:, None]
+        scores += torch.from_numpy(covisit.at(real_rows)).float().to(device) * covisit_weight[:, None]
         scores.masked_fill_(torch.from_numpy(excluded).to(device), -math.inf)
         top_scores, top = scores.topk(min(k, scores.shape[1]), dim=1)
         return top_scores, safe.gather(1, top)
