@@ -48,7 +48,12 @@ async def catalogue() -> None:
 
 
 async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
-    await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+    """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
+    RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
+    window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
+    twice is harmless (each user state ignores events it already applied)."""
+    delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+    await delivery
     if user_id in open_windows:
         del open_windows[user_id]
     runtime.pending_windows.pop(user_id, None)

@@ -63,9 +63,16 @@ def event(user: str, n: int, kind: str = "view", item: str | None = "space-0", q
     return orjson.dumps(data)
 
 
+def acked() -> asyncio.Future[None]:
+    """What a topic send returns: the broker's ack, here already received."""
+    delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    delivery.set_result(None)
+    return delivery
+
+
 @pytest.mark.asyncio
 async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    windows, dead = AsyncMock(), AsyncMock(return_value=asyncio.sleep(0))
+    windows, dead = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.windows_topic, "send", windows)
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
     async with agents.ingest.test_context() as agent:
@@ -77,6 +84,27 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
     assert windows.await_count == 1
     flushed = orjson.loads(windows.await_args.kwargs["value"])
     assert [e["event_id"] for e in flushed] == ["u1-0", "u1-1"]
+
+
+@pytest.mark.asyncio
+async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    open_while_unacked: list[bool] = []
+
+    class Delivery:
+        """An ack that notes whether the window was still in the table while the flush waited for it."""
+
+        def __await__(self):  # type: ignore[no-untyped-def]
+            open_while_unacked.append("u4" in agents.open_windows)
+            yield from asyncio.sleep(0).__await__()
+
+    monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: Delivery()))
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u4", 0), key=b"u4")
+        assert "u4" in agents.open_windows
+        await agent.put(event("u4", 1, kind="purchase", item="jazz-1"), key=b"u4")
+        await asyncio.sleep(0.1)
+    assert open_while_unacked == [True]
+    assert "u4" not in agents.open_windows
 
 
 @pytest.mark.asyncio
