@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
+
+from faust.types import TP
 
 from streams.app import app, committed_offset, owned_stage_partitions, runtime, settings
 from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
@@ -21,6 +24,44 @@ async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
     return {(tp.topic, tp.partition): (committed_offset(tp), ends[tp]) for tp in owned if tp in ends}
 
 
+def stall_report(tps: list[TP]) -> str:
+    """What Faust's consumer knows of the stalled partitions, and where each agent is waiting: for the log, so that
+    a stall can be traced to its cause after the restart."""
+    consumer = app.consumer
+    active = consumer._get_active_partitions()
+    unacked: dict[TP, list[int]] = {}
+    for message in list(consumer._unacked_messages):
+        unacked.setdefault(message.tp, []).append(message.offset)
+    parts = [
+        f"{tp.topic}[{tp.partition}]: committed {consumer._committed_offset.get(tp)}, "
+        f"read {consumer._read_offset.get(tp)}, acked since commit {len(consumer._acked.get(tp, ()))}, "
+        f"unacked {sorted(unacked.get(tp, []))[:5]}, active {tp in active}, "
+        f"buffered {tp in consumer._buffered_partitions}, paused {tp in consumer._paused_partitions}"
+        for tp in tps
+    ]
+    for agent in app.agents.values():
+        for actor in agent._actors:
+            task = actor.actor_task
+            where = await_chain(task.get_coro()) if task is not None and not task.done() else "nothing"
+            parts.append(f"agent {agent.name} waits in {where}")
+    return "; ".join(parts)
+
+
+def await_chain(awaitable: Any, depth: int = 16) -> str:
+    """Where a suspended coroutine waits: each coroutine or generator it awaits, innermost last."""
+    names = []
+    while awaitable is not None and len(names) < depth:
+        frame = next((getattr(awaitable, a) for a in ("cr_frame", "ag_frame", "gi_frame") if hasattr(awaitable, a)),
+                     None)
+        if frame is None:
+            names.append(type(awaitable).__name__)
+            break
+        names.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaitable = next((getattr(awaitable, a) for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                          if getattr(awaitable, a, None) is not None), None)
+    return " > ".join(names)
+
+
 if settings.stall_timeout_s > 0:
 
     @app.timer(interval=CHECK_EVERY_S)
@@ -33,5 +74,9 @@ if settings.stall_timeout_s > 0:
         if stalled:
             log.error("no progress for %.0fs on %s although records are waiting: exiting so that the worker "
                       "restarts (exit code %d)", settings.stall_timeout_s, sorted(stalled), STALL_EXIT_CODE)
+            try:
+                log.error("stall report: %s", stall_report([TP(topic, partition) for topic, partition in stalled]))
+            except Exception:
+                log.exception("stall report failed")
             logging.shutdown()
             os._exit(STALL_EXIT_CODE)

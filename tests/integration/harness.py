@@ -34,6 +34,7 @@ class PipelineRun:
     produced: dict[str, int] = field(default_factory=dict)
     acted: dict[str, set[str]] = field(default_factory=dict)
     last_event: dict[str, str] = field(default_factory=dict)
+    event_ids: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, bootstrap: str, name: str, workdir: Path, **overrides: Any) -> PipelineRun:
@@ -73,6 +74,7 @@ class PipelineRun:
             if event.item_id:
                 self.acted.setdefault(event.user_id, set()).add(event.item_id)
             self.last_event[event.user_id] = event.event_id
+            self.event_ids.setdefault(event.user_id, []).append(event.event_id)
         for key, value in raw:
             producer.send(topic, key=key, value=value)
         producer.flush()
@@ -140,3 +142,15 @@ class PipelineRun:
         records = [orjson.loads(r.value) for r in consumer]
         consumer.close()
         return records
+
+    def where_events_stopped(self, users: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+        """For each user, the produced event ids that never reached the windows topic, and those that never
+        reached the encoded topic: the stage where a lost event was dropped."""
+        in_windows = {e["event_id"] for window in self.read_all(self.settings.windows_topic) for e in window}
+        in_encoded = {e["event_id"] for payload in self.read_all(self.settings.encoded_topic)
+                      for e in payload["events"]}
+        return {
+            user: {"not windowed": [e for e in self.event_ids.get(user, []) if e not in in_windows],
+                   "not encoded": [e for e in self.event_ids.get(user, []) if e not in in_encoded]}
+            for user in users
+        }

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USERS = int(os.environ.get("DRIFTREC_RELIABILITY_USERS", "200"))
 EVENTS_PER_USER = int(os.environ.get("DRIFTREC_RELIABILITY_EVENTS_PER_USER", "20"))
+KILLS = int(os.environ.get("DRIFTREC_RELIABILITY_KILLS", "2"))  # raise it to stress the crash path locally
 
 
 def synthetic_events(run: PipelineRun, seed: int, per_user: int = EVENTS_PER_USER, prefix: str = "") -> list:  # type: ignore[type-arg]
@@ -39,19 +40,15 @@ def wait_for_progress(run: PipelineRun, minimum: int, beyond: dict[str, int] | N
 def test_sigkilled_worker_loses_nothing_and_counts_nothing_twice(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
     run = PipelineRun.create(kafka_bootstrap, unique_name("crash"), tmp_path, web_port=6168)
     events = synthetic_events(run, seed=11)
-    third = len(events) // 3
-    chunks = [events[:third], events[third : 2 * third], events[2 * third :]]
+    part = len(events) // (KILLS + 1)
     run.start()
     try:
-        run.produce(chunks[0])
-        wait_for_progress(run, USERS // 4)
-        run.kill()
-        run.start()
-        run.produce(chunks[1])
-        wait_for_progress(run, USERS // 2)
-        run.kill()
-        run.start()
-        run.produce(chunks[2])
+        for kill in range(KILLS):
+            run.produce(events[kill * part : (kill + 1) * part])
+            wait_for_progress(run, USERS * (kill + 1) // (KILLS + 2))
+            run.kill()
+            run.start()
+        run.produce(events[KILLS * part :])
         counts = run.applied_counts(timeout_s=300)
         recommendations = run.final_recommendations(timeout_s=60)
         lag = run.group_lag()
@@ -60,7 +57,8 @@ def test_sigkilled_worker_loses_nothing_and_counts_nothing_twice(kafka_bootstrap
     assert sum(run.produced.values()) == len(events) >= 3000
     lost = {u: (n, counts.get(u)) for u, n in run.produced.items() if counts.get(u, 0) < n}
     doubled = {u: (n, counts[u]) for u, n in run.produced.items() if counts.get(u, 0) > n}
-    assert not lost, (f"users with lost events (produced, applied): {list(lost.items())[:5]}; "
+    assert not lost, (f"{len(lost)} users with lost events (produced, applied): {list(lost.items())[:5]}; "
+                      f"where they stopped: {run.where_events_stopped(list(lost)[:5])}; "
                       f"uncommitted input per topic: {lag}\n{run.log_tail()}")
     assert not doubled, f"users with events counted twice: {list(doubled.items())[:5]}"
     assert set(recommendations) == set(run.produced)
