@@ -1,5 +1,10 @@
-"""Faust's Kafka transport with two fixes to what a commit covers (at-least-once delivery).
+"""Faust's Kafka transport with three fixes to what a commit covers (at-least-once delivery).
 
+* A fetch that skips records is fetched again, never committed over. Faust drops fetched records in some paths
+  (a partition briefly neither active nor buffered, a fetch cut short), and when the next fetch for that
+  partition starts further on, it records the missing offsets as a "gap" (meant for compacted topics and
+  transaction markers) and commits over it: the dropped records were lost. The consumer seeks back to the first
+  missing offset instead; a hole that is still there after one refetch is a real gap and is left to Faust.
 * A message from an earlier consumer generation is never acked. After a rebalance Faust's stream iterator skips
   messages fetched in the previous generation (they are fetched again from the committed offset) but acks them
   as it acks filtered messages, so their offsets could be committed although no agent processed them.
@@ -10,14 +15,50 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message, TransportT
+from faust.types import TP, Message, TransportT
 from faust.types.tuples import ack_lock
 
+log = logging.getLogger(__name__)
 
-class GenerationCheckedConsumer(faust_aiokafka.Consumer):
-    """Acks only messages of the current generation."""
+
+class CommitSafeConsumer(faust_aiokafka.Consumer):
+    """Fetches skipped records again, and acks only messages of the current generation."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refetched_from: dict[TP, int] = {}
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        refetching: set[TP] = set()
+        async for tp, message in super().getmany(timeout):
+            if tp in refetching:
+                continue
+            first_missing = self.first_skipped_offset(tp, message.offset)
+            if first_missing is not None:
+                refetching.add(tp)
+                log.warning("%s[%d]: fetched offset %d but %d was next; fetching the skipped records again",
+                            tp.topic, tp.partition, message.offset, first_missing)
+                await self.seek(tp, first_missing)
+                self._read_offset[tp] = first_missing - 1  # read up to there, so a hole found again is seen
+                continue
+            yield tp, message
+
+    def first_skipped_offset(self, tp: TP, offset: int) -> int | None:
+        """The first offset a fetch skipped before `offset` on `tp` (a stage input, not a compacted changelog),
+        or None when nothing was skipped or the same hole was already fetched again once."""
+        last_read = self._read_offset[tp]
+        if last_read is None or offset <= last_read + 1 or tp.topic in self.app.tables.changelog_topics:
+            return None
+        if self._refetched_from.get(tp) == last_read + 1:
+            return None
+        self._refetched_from[tp] = last_read + 1
+        return last_read + 1
 
     def ack(self, message: Message) -> bool:
         with ack_lock:
@@ -38,7 +79,7 @@ class DrainingProducer(faust_aiokafka.Producer):
 
 
 class CommitSafeTransport(faust_aiokafka.Transport):
-    Consumer = GenerationCheckedConsumer
+    Consumer = CommitSafeConsumer
     Producer = DrainingProducer
 
 

@@ -1,11 +1,14 @@
-"""The consumer fix: a message of an earlier consumer generation is never acked (its offset stays uncommitted)."""
+"""The transport fixes: skipped records are fetched again, stale-generation messages are never acked, and a commit
+waits for the whole producer buffer."""
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-from streams.faust_transport import DrainingProducer, GenerationCheckedConsumer
+from streams.faust_transport import CommitSafeConsumer, DrainingProducer
 
 PARTITION = TP("events", 0)
 
@@ -14,9 +17,9 @@ def message(offset: int, generation: int) -> Message:
     return Message("events", 0, offset, 0.0, 0, [], b"k", b"v", None, tp=PARTITION, generation_id=generation)
 
 
-def consumer_at_generation(generation: int) -> GenerationCheckedConsumer:
+def consumer_at_generation(generation: int) -> CommitSafeConsumer:
     """The consumer's ack bookkeeping alone, without a broker."""
-    consumer = object.__new__(GenerationCheckedConsumer)
+    consumer = object.__new__(CommitSafeConsumer)
     consumer.__dict__.update(
         app=SimpleNamespace(consumer_generation_id=generation, topics=SimpleNamespace(acks_enabled_for=lambda t: True)),
         _unacked_messages=set(), _committed_offset={PARTITION: 4}, _acked_index=defaultdict(set),
@@ -48,10 +51,67 @@ class SlowBuffer:
 
 
 def test_the_producer_flush_drains_the_whole_buffer_before_a_commit() -> None:
-    import asyncio
-
     producer = object.__new__(DrainingProducer)
     buffer = SlowBuffer(pending=3)
     producer.__dict__.update(buffer=buffer, _producer=None, _transaction_producers={})
     asyncio.run(producer.flush())
     assert buffer.size == 0  # Faust's own flush would have returned with 2 messages still pending
+
+
+OTHER = TP("events", 1)
+
+
+def consumer_after_reading(read: dict[TP, int]) -> tuple[CommitSafeConsumer, list[tuple[TP, int]]]:
+    """A consumer that has read up to `read` per partition; returns it and the list its seeks go to."""
+    consumer = object.__new__(CommitSafeConsumer)
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer.__dict__.update(
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"app-states-changelog"})),
+        _read_offset=defaultdict(lambda: None, read), _refetched_from={}, seek=seek,
+    )
+    return consumer, seeks
+
+
+def fetched(consumer: CommitSafeConsumer, batch: list[tuple[TP, int]], monkeypatch) -> list[tuple[TP, int]]:  # type: ignore[no-untyped-def]
+    """What the consumer passes on from a fetch returning `batch`, recording each as read like Faust's drain."""
+
+    async def parent_getmany(self, timeout):  # type: ignore[no-untyped-def]
+        for tp, offset in batch:
+            yield tp, Message(tp.topic, tp.partition, offset, 0.0, 0, [], b"k", b"v", None, tp=tp, generation_id=1)
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", parent_getmany)
+
+    async def drain() -> list[tuple[TP, int]]:
+        passed = []
+        async for tp, msg in consumer.getmany(1.0):
+            passed.append((tp, msg.offset))
+            consumer._read_offset[tp] = msg.offset
+        return passed
+
+    return asyncio.run(drain())
+
+
+def test_a_fetch_that_skipped_records_seeks_back_instead_of_passing_the_hole(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    consumer, seeks = consumer_after_reading({PARTITION: 10, OTHER: 3})
+    passed = fetched(consumer, [(PARTITION, 11), (PARTITION, 15), (OTHER, 4), (PARTITION, 16)], monkeypatch)
+    assert passed == [(PARTITION, 11), (OTHER, 4)]
+    assert seeks == [(PARTITION, 12)]
+    assert fetched(consumer, [(PARTITION, 12), (PARTITION, 13)], monkeypatch) == [(PARTITION, 12), (PARTITION, 13)]
+
+
+def test_a_hole_still_there_after_one_refetch_is_a_real_gap(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    consumer, seeks = consumer_after_reading({PARTITION: 10})
+    assert fetched(consumer, [(PARTITION, 13)], monkeypatch) == []
+    assert fetched(consumer, [(PARTITION, 13), (PARTITION, 14)], monkeypatch) == [(PARTITION, 13), (PARTITION, 14)]
+    assert seeks == [(PARTITION, 11)]
+
+
+def test_changelog_topics_keep_their_compaction_gaps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    changelog = TP("app-states-changelog", 0)
+    consumer, seeks = consumer_after_reading({changelog: 10})
+    assert fetched(consumer, [(changelog, 20)], monkeypatch) == [(changelog, 20)]
+    assert seeks == []
