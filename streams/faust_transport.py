@@ -1,12 +1,10 @@
-"""Faust's Kafka transport with fixes to what a commit covers (at-least-once delivery) and to fetching.
+"""Faust's Kafka transport with three fixes to what a commit covers (at-least-once delivery).
 
 * A fetch that skips records is fetched again, never committed over. Faust drops fetched records in some paths
   (a partition briefly neither active nor buffered, a fetch cut short), and when the next fetch for that
   partition starts further on, it records the missing offsets as a "gap" (meant for compacted topics and
   transaction markers) and commits over it: the dropped records were lost. The consumer seeks back to the first
   missing offset instead; a hole that is still there after one refetch is a real gap and is left to Faust.
-* A partition whose agent queue is under pressure stays in the fetch set (the full queue blocks the fetch loop):
-  Faust's way of taking it out and putting it back left partitions unfetched for good.
 * A message from an earlier consumer generation is never acked. After a rebalance Faust's stream iterator skips
   messages fetched in the previous generation (they are fetched again from the committed offset) but acks them
   as it acks filtered messages, so their offsets could be committed although no agent processed them.
@@ -50,11 +48,6 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
                 self._read_offset[tp] = first_missing - 1  # read up to there, so a hole found again is seen
                 continue
             yield tp, message
-
-    def on_buffer_full(self, tp: TP) -> None:
-        """Keeps the partition in the fetch set. Faust removes it here and relies on a queue callback to put it
-        back, which can fail to run and leave the partition unfetched for good (a stall, seen in a stall report:
-        active False, buffered True); a full agent queue blocks the fetch loop instead (backpressure)."""
 
     def first_skipped_offset(self, tp: TP, offset: int) -> int | None:
         """The first offset a fetch skipped before `offset` on `tp` (a stage input, not a compacted changelog),

@@ -115,11 +115,3 @@ def test_changelog_topics_keep_their_compaction_gaps(monkeypatch) -> None:  # ty
     consumer, seeks = consumer_after_reading({changelog: 10})
     assert fetched(consumer, [(changelog, 20)], monkeypatch) == [(changelog, 20)]
     assert seeks == []
-
-
-def test_a_partition_under_queue_pressure_stays_in_the_fetch_set() -> None:
-    consumer = object.__new__(CommitSafeConsumer)
-    consumer.__dict__.update(app=SimpleNamespace(in_recovery=False), _active_partitions={PARTITION, OTHER},
-                             _paused_partitions=set(), _buffered_partitions=set())
-    consumer.on_buffer_full(PARTITION)
-    assert consumer._get_active_partitions() == {PARTITION, OTHER}
