@@ -42,6 +42,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             first_missing = self.first_skipped_offset(tp, message.offset)
             if first_missing is not None:
                 refetching.add(tp)
+                self._refetched_from[tp] = first_missing
                 log.warning("%s[%d]: fetched offset %d but %d was next; fetching the skipped records again",
                             tp.topic, tp.partition, message.offset, first_missing)
                 await self.seek(tp, first_missing)
@@ -57,7 +58,6 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             return None
         if self._refetched_from.get(tp) == last_read + 1:
             return None
-        self._refetched_from[tp] = last_read + 1
         return last_read + 1
 
     def ack(self, message: Message) -> bool:
