@@ -16,7 +16,8 @@ import torch
 from tqdm import tqdm
 
 from bench.metrics import MethodMetrics, ranks_of_target
-from bench.static_tuning import tune_static_weights
+from bench.static_tuning import RANDOM_CANDIDATES, best_candidate, candidate_weights
+from bench.weight_ceiling import CeilingSamples
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
@@ -26,6 +27,7 @@ from streams.events import BehaviorEvent, Item
 from weighting.config import WeightingConfig
 from weighting.factors import FACTORS
 from weighting.user_state import UserState
+from weighting.user_update import interest_drift, interest_entropy
 from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
@@ -53,10 +55,12 @@ class ReplayResult:
     weight_history: dict[str, list[tuple[int, list[float]]]] = field(default_factory=dict)
     hits: dict[str, list[str]] = field(default_factory=dict)
     """Per method, the ids of the evaluated events that were hits (for analyses such as drift recovery)."""
+    ceiling: dict[str, float] = field(default_factory=dict)
+    """What fixed or context-dependent weights could reach on the evaluation part (`bench.weight_ceiling`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "static_weights": self.static_weights, "tuning_hr": self.tuning_hr,
-                "learned_prior": self.learned_prior,
+                "learned_prior": self.learned_prior, "ceiling": self.ceiling,
                 "events": self.events, "seconds": self.seconds, "ms_per_event": 1000 * self.seconds / self.events,
                 "weight_history": self.weight_history}
 
@@ -85,16 +89,18 @@ def replay(
     weights = torch.zeros(len(names), len(FACTORS))
     weights[: len(FACTORS)] = torch.eye(len(FACTORS))
     tuning: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-    tuned, tuning_hr = False, 0.0
+    candidates = candidate_weights(len(FACTORS), RANDOM_CANDIDATES, options.seed)
+    ceiling = CeilingSamples()
+    tuned, best, tuning_hr = False, len(FACTORS), 0.0
     states: dict[str, UserState] = {}
     hits: dict[str, list[str]] = {}
     history: dict[str, list[tuple[int, list[float]]]] = {user: [] for user in tracked_users}
     for index, event in enumerate(tqdm(events, disable=not options.progress, unit=" events", mininterval=2)):
         if index >= split and not tuned:
-            best, tuning_hr = tune_static_weights(tuning, options.k, seed=options.seed) if tuning else (
-                torch.full((len(FACTORS),), 1 / len(FACTORS)), 0.0)
-            weights[len(FACTORS)] = best
-            model.prior.start_from(best.double().numpy())
+            if tuning:  # else the uniform candidate
+                best, tuning_hr = best_candidate(tuning, options.k, candidates)
+            weights[len(FACTORS)] = candidates[best]
+            model.prior.start_from(candidates[best].double().numpy())
             tuned, tuning = True, []
         state = states.get(event.user_id) or model.new_state()
         row = catalogue.index.get(event.item_id) if event.item_id else None
@@ -114,6 +120,8 @@ def replay(
                     metrics[name].add(int(rank), top)
                     if rank < options.k:
                         hits.setdefault(name, []).append(event.event_id)
+                context = (event.ts - state.last_ts, state.n_events, interest_entropy(state), interest_drift(state))
+                ceiling.add((ranks_of_target(candidates @ scores, seen, row) < options.k).numpy(), context)
             if event.user_id in history:
                 history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
         states[event.user_id] = model.learn(event.user_id, state, event.profile_event())
@@ -122,7 +130,7 @@ def replay(
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
         tuning_hr=tuning_hr, learned_prior=learned_prior(model), events=len(events),
         seconds=time.monotonic() - started, weight_history=history,
-        hits=hits,
+        hits=hits, ceiling=ceiling.report(best),
     )
 
 

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.movielens import load_movielens
     from bench.plots import plot_metrics, plot_weights
-    from bench.replay import ReplayOptions, build_catalogue, format_table, replay
+    from bench.replay import DYNAMIC, ReplayOptions, build_catalogue, format_table, replay
+    from bench.weight_ceiling import format_ceiling
     from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options = ReplayOptions(k=args.k, sample=args.sample, tune_share=args.tune_share, seed=args.seed)
     result = replay(catalogue, events, options, tracked_users=active)
     print(format_table(result, args.k))
+    print(format_ceiling(result.ceiling, result.metrics[DYNAMIC][f"HR@{args.k}"]))
     print(f"static weights (tuned on the first part): {result.static_weights}")
     print(f"dynamic model's learned prior at the end: {result.learned_prior}")
     print(f"{1000 * result.seconds / max(result.events, 1):.2f} ms per event, {result.seconds:.0f}s in all")

@@ -7,6 +7,8 @@ import torch
 
 from bench.metrics import ranks_of_target
 
+RANDOM_CANDIDATES = 300
+
 
 def candidate_weights(n_factors: int, n_random: int, seed: int) -> torch.Tensor:
     """One-hot vectors, the uniform vector and Dirichlet(0.5) samples, one per row."""
@@ -15,15 +17,15 @@ def candidate_weights(n_factors: int, n_random: int, seed: int) -> torch.Tensor:
                       torch.from_numpy(random).float()])
 
 
-def tune_static_weights(
-    samples: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, n_random: int = 300, seed: int = 0
-) -> tuple[torch.Tensor, float]:
-    """The candidate with the best HR@k over the samples (factor scores, seen mask, target row)."""
-    n_factors = samples[0][0].shape[0]
-    candidates = candidate_weights(n_factors, n_random, seed)
+def best_candidate(
+    samples: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, candidates: torch.Tensor
+) -> tuple[int, float]:
+    """The index of the candidate (a row of weights) with the best HR@k over the samples (factor scores, seen
+    mask, target row), and that HR."""
     hits = torch.zeros(len(candidates))
     for scores, seen, row in samples:
         fused = candidates @ scores.float()
         hits += (ranks_of_target(fused, seen, row) < k).float()
     best = int(hits.argmax())
-    return candidates[best], float(hits[best] / max(len(samples), 1))
+    return best, float(hits[best] / max(len(samples), 1))
+
