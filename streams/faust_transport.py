@@ -1,4 +1,4 @@
-"""Faust's Kafka transport with three fixes to what a commit covers (at-least-once delivery).
+"""Faust's Kafka transport with fixes to what a commit covers (at-least-once delivery) and to flow control.
 
 * A fetch that skips records is fetched again, never committed over. Faust drops fetched records in some paths
   (a partition briefly neither active nor buffered, a fetch cut short), and when the next fetch for that
@@ -8,6 +8,11 @@
 * A message from an earlier consumer generation is never acked. After a rebalance Faust's stream iterator skips
   messages fetched in the previous generation (they are fetched again from the committed offset) but acks them
   as it acks filtered messages, so their offsets could be committed although no agent processed them.
+* A partition paused for queue pressure whose every read record was processed is put back into the fetch set
+  (`resume_drained_partitions`, run on a timer). Faust pauses a partition whose records fill an agent's queue
+  and resumes it from a callback as the queue drains; in throughput runs that callback sometimes never came
+  (stall report: read and committed to the end, active False, buffered True) and the partition stalled until
+  the watchdog restarted the worker.
 * Before offsets are committed, the producer's buffer is drained completely. Table writes (changelog records)
   wait in that buffer, and Faust's flush gives up when a message takes longer than 0.1 s, so a commit could
   cover inputs whose state changes were still unsent — lost if the worker then dies.
@@ -59,6 +64,19 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
         if self._refetched_from.get(tp) == last_read + 1:
             return None
         return last_read + 1
+
+    def resume_drained_partitions(self) -> list[TP]:
+        """Resumes fetching every partition paused for queue pressure that has nothing in flight: no message taken
+        and not acked, and every record read acked (none left in an agent's queue). Returns them."""
+        in_flight = {message.tp for message in self._unacked_messages}
+        drained = [
+            tp for tp in self._buffered_partitions
+            if tp not in in_flight and (read := self._read_offset.get(tp)) is not None
+            and max([*self._acked.get(tp, ()), (self._committed_offset.get(tp) or 0) - 1]) >= read
+        ]
+        for tp in drained:
+            self.on_buffer_drop(tp)
+        return drained
 
     def ack(self, message: Message) -> bool:
         with ack_lock:

@@ -62,6 +62,17 @@ def await_chain(awaitable: Any, depth: int = 16) -> str:
     return " > ".join(names)
 
 
+@app.timer(interval=CHECK_EVERY_S)
+async def resume_drained_partitions() -> None:
+    """Puts partitions that Faust paused for queue pressure back into the fetch set once they have drained
+    (`CommitSafeConsumer.resume_drained_partitions`)."""
+    if app.rebalancing or app.in_recovery:
+        return
+    for tp in app.consumer.resume_drained_partitions():
+        log.warning("%s[%d]: paused for queue pressure and drained, but not resumed by Faust; resuming it",
+                    tp.topic, tp.partition)
+
+
 if settings.stall_timeout_s > 0:
 
     @app.timer(interval=CHECK_EVERY_S)

@@ -115,3 +115,18 @@ def test_changelog_topics_keep_their_compaction_gaps(monkeypatch) -> None:  # ty
     consumer, seeks = consumer_after_reading({changelog: 10})
     assert fetched(consumer, [(changelog, 20)], monkeypatch) == [(changelog, 20)]
     assert seeks == []
+
+
+def test_a_partition_paused_for_queue_pressure_is_resumed_once_everything_read_was_processed() -> None:
+    """The stalled partition of a throughput run: read to 1213, committed 1214, nothing unacked."""
+    drained, queued, in_flight = TP("encoded", 0), TP("encoded", 1), TP("encoded", 2)
+    consumer = object.__new__(CommitSafeConsumer)
+    consumer.__dict__.update(
+        _buffered_partitions={drained, queued, in_flight}, _active_partitions=set(), _paused_partitions=set(),
+        _read_offset={drained: 1213, queued: 40, in_flight: 7},
+        _committed_offset={drained: 1214, queued: 31, in_flight: 5},
+        _acked=defaultdict(list, {queued: [31, 32], in_flight: [5, 7]}),
+        _unacked_messages={Message("encoded", 2, 6, 0.0, 0, [], b"k", b"v", None, tp=in_flight)},
+    )
+    assert consumer.resume_drained_partitions() == [drained]
+    assert consumer._active_partitions == {drained} and consumer._buffered_partitions == {queued, in_flight}
