@@ -15,6 +15,7 @@ from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
 log = logging.getLogger(__name__)
 watchdog = StallWatchdog(settings.stall_timeout_s)
 CHECK_EVERY_S = 5.0
+RESUME_CHECK_EVERY_S = 1.0
 
 
 async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
@@ -62,7 +63,7 @@ def await_chain(awaitable: Any, depth: int = 16) -> str:
     return " > ".join(names)
 
 
-@app.timer(interval=CHECK_EVERY_S)
+@app.timer(interval=RESUME_CHECK_EVERY_S)
 async def resume_drained_partitions() -> None:
     """Puts partitions that Faust paused for queue pressure back into the fetch set once they have drained
     (`CommitSafeConsumer.resume_drained_partitions`)."""
