@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from bench.metrics import MethodMetrics, ranks_of_target
-from bench.static_tuning import RANDOM_CANDIDATES, best_candidate, candidate_weights
+from bench.static_tuning import RANDOM_CANDIDATES, best_candidate, candidate_hits, candidate_weights
 from bench.weight_ceiling import CeilingSamples
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
@@ -121,7 +121,7 @@ def replay(
                     if rank < options.k:
                         hits.setdefault(name, []).append(event.event_id)
                 context = (event.ts - state.last_ts, state.n_events, interest_entropy(state), interest_drift(state))
-                ceiling.add((ranks_of_target(candidates @ scores, seen, row) < options.k).numpy(), context)
+                ceiling.add(candidate_hits(candidates, scores, seen, row, options.k).numpy(), context)
             if event.user_id in history:
                 history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
         states[event.user_id] = model.learn(event.user_id, state, event.profile_event())

@@ -17,6 +17,13 @@ def candidate_weights(n_factors: int, n_random: int, seed: int) -> torch.Tensor:
                       torch.from_numpy(random).float()])
 
 
+def candidate_hits(
+    candidates: torch.Tensor, scores: torch.Tensor, seen: torch.Tensor, row: int, k: int
+) -> torch.Tensor:
+    """For each candidate (a row of weights), whether its fusion of `scores` ranks `row` in the top k unseen."""
+    return ranks_of_target(candidates @ scores.float(), seen, row) < k
+
+
 def best_candidate(
     samples: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, candidates: torch.Tensor
 ) -> tuple[int, float]:
@@ -24,8 +31,6 @@ def best_candidate(
     mask, target row), and that HR."""
     hits = torch.zeros(len(candidates))
     for scores, seen, row in samples:
-        fused = candidates @ scores.float()
-        hits += (ranks_of_target(fused, seen, row) < k).float()
+        hits += candidate_hits(candidates, scores, seen, row, k).float()
     best = int(hits.argmax())
     return best, float(hits[best] / max(len(samples), 1))
-
