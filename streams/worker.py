@@ -25,4 +25,8 @@ each rank batch hops between the event loop and the encoder thread; at Python's 
 behind the busy loop, and the weigh stage, which waits for each window's hop before it takes the next, spent most
 of its time idle."""
 
-sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+@app.on_worker_init.connect
+def shorten_gil_switch_interval(sender: object, **kwargs: object) -> None:
+    """Set when a worker starts (not on import: importing the app changes nothing in the importing process)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
