@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from bench.metrics import MethodMetrics, ranks_of_target
-from bench.static_tuning import RANDOM_CANDIDATES, best_candidate, candidate_hits, candidate_weights
+from bench.static_tuning import RANDOM_CANDIDATES, candidate_hit_rates, candidate_hits, candidate_weights
 from bench.weight_ceiling import CeilingSamples
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
@@ -48,6 +48,8 @@ class ReplayResult:
     metrics: dict[str, dict[str, float]]
     static_weights: dict[str, float]
     tuning_hr: float
+    tuning_factor_hr: dict[str, float]
+    """Each single factor's HR@k on the tuning part: what choices of a factor's form may be judged by."""
     learned_prior: dict[str, float]
     """The dynamic model's global prior at the end: weights summing to 1, and the learned tilt strengths."""
     events: int
@@ -60,6 +62,7 @@ class ReplayResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "static_weights": self.static_weights, "tuning_hr": self.tuning_hr,
+                "tuning_factor_hr": self.tuning_factor_hr,
                 "learned_prior": self.learned_prior, "ceiling": self.ceiling,
                 "events": self.events, "seconds": self.seconds, "ms_per_event": 1000 * self.seconds / self.events,
                 "weight_history": self.weight_history}
@@ -91,14 +94,15 @@ def replay(
     tuning: list[tuple[torch.Tensor, torch.Tensor, int]] = []
     candidates = candidate_weights(len(FACTORS), RANDOM_CANDIDATES, options.seed)
     ceiling = CeilingSamples()
-    tuned, best, tuning_hr = False, len(FACTORS), 0.0
+    tuned, best, tuning_rates = False, len(FACTORS), torch.zeros(len(candidates))
     states: dict[str, UserState] = {}
     hits: dict[str, list[str]] = {}
     history: dict[str, list[tuple[int, list[float]]]] = {user: [] for user in tracked_users}
     for index, event in enumerate(tqdm(events, disable=not options.progress, unit=" events", mininterval=2)):
         if index >= split and not tuned:
             if tuning:  # else the uniform candidate
-                best, tuning_hr = best_candidate(tuning, options.k, candidates)
+                tuning_rates = candidate_hit_rates(tuning, options.k, candidates)
+                best = int(tuning_rates.argmax())
             weights[len(FACTORS)] = candidates[best]
             model.prior.start_from(candidates[best].double().numpy())
             tuned, tuning = True, []
@@ -128,7 +132,9 @@ def replay(
     return ReplayResult(
         metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
-        tuning_hr=tuning_hr, learned_prior=learned_prior(model), events=len(events),
+        tuning_hr=round(float(tuning_rates[best]), 4),
+        tuning_factor_hr={f: round(float(hr), 4) for f, hr in zip(FACTORS, tuning_rates, strict=False)},
+        learned_prior=learned_prior(model), events=len(events),
         seconds=time.monotonic() - started, weight_history=history,
         hits=hits, ceiling=ceiling.report(best),
     )

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     result = replay(catalogue, events, options, tracked_users=active)
     print(format_table(result, args.k))
     print(format_ceiling(result.ceiling, result.metrics[DYNAMIC][f"HR@{args.k}"]))
+    print(f"HR@{args.k} on the tuning part: static {result.tuning_hr}, single factors {result.tuning_factor_hr}")
     print(f"static weights (tuned on the first part): {result.static_weights}")
     print(f"dynamic model's learned prior at the end: {result.learned_prior}")
     print(f"{1000 * result.seconds / max(result.events, 1):.2f} ms per event, {result.seconds:.0f}s in all")

@@ -24,13 +24,12 @@ def candidate_hits(
     return ranks_of_target(candidates @ scores.float(), seen, row) < k
 
 
-def best_candidate(
+def candidate_hit_rates(
     samples: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, candidates: torch.Tensor
-) -> tuple[int, float]:
-    """The index of the candidate (a row of weights) with the best HR@k over the samples (factor scores, seen
-    mask, target row), and that HR."""
+) -> torch.Tensor:
+    """Each candidate's (a row of weights) HR@k over the samples (factor scores, seen mask, target row); the
+    best is the tuned static fusion, and the one-hot rows are the single factors."""
     hits = torch.zeros(len(candidates))
     for scores, seen, row in samples:
         hits += candidate_hits(candidates, scores, seen, row, k).float()
-    best = int(hits.argmax())
-    return best, float(hits[best] / max(len(samples), 1))
+    return hits / max(len(samples), 1)

@@ -1,7 +1,8 @@
-"""Co-visitation: items acted on close together by the same users, as streaming time-decayed counts."""
+"""Co-visitation: items acted on close together by the same users, as streaming counts (optionally time-decayed)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,25 +45,31 @@ class NeighbourRow:
 
 
 class CoVisitation:
-    """Symmetric decayed pair counts between catalogue rows, updated one event at a time."""
+    """Symmetric pair counts between catalogue rows, updated one event at a time.
 
-    def __init__(self, half_life_ms: float, span: int = 20) -> None:
+    A pair counts `gap_decay`**(gap - 1) by how many of the user's items lie between its two ends (gap 1: one
+    right after the other), over the last `span` items; with a finite `half_life_ms` counts also age in event time.
+    """
+
+    def __init__(self, half_life_ms: float = math.inf, span: int = 5, gap_decay: float = 0.7) -> None:
         self.decay = ForwardDecay(half_life_ms)
         self.span = span
+        self.gap_decay = gap_decay
         self.rows: dict[int, NeighbourRow] = {}
 
     def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
-        """Counts `row` together with the user's previous rows (the last `span` of them)."""
+        """Counts `row` together with the user's previous rows (oldest first; the last `span` of them)."""
         factor = self.decay.needs_rescale(ts)
         if factor is not None:
             for neighbours in self.rows.values():
                 neighbours.scale(factor)
         weight = amount * self.decay.weight(ts)
-        for other in previous_rows[-self.span :]:
+        for gap, other in enumerate(reversed(previous_rows[-self.span :])):
             if other == row:
                 continue
-            self._row(row).add(other, weight)
-            self._row(other).add(row, weight)
+            pair_weight = weight * self.gap_decay**gap
+            self._row(row).add(other, pair_weight)
+            self._row(other).add(row, pair_weight)
 
     def _row(self, row: int) -> NeighbourRow:
         neighbours = self.rows.get(row)

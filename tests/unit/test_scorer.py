@@ -44,6 +44,15 @@ def test_forward_decayed_popularity_and_covisitation() -> None:
     assert scores.tolist() == pytest.approx([0.0, 0.5, 0.5, 0.0])
 
 
+def test_covisitation_weighs_pairs_by_gap_over_the_last_span_items() -> None:
+    covisit = CoVisitation(span=3, gap_decay=0.5)
+    covisit.add(4, [0, 1, 2, 3], 1.0, 0)  # 0 lies beyond the span; 3 came right before 4
+    assert covisit.scores([4], [1.0], 5).tolist() == pytest.approx([0.0, 0.25 / 1.75, 0.5 / 1.75, 1.0 / 1.75, 0.0])
+    assert covisit.scores([1], [1.0], 5).tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 1.0])
+    covisit.add(4, [3], 1.0, 10 * DAY)  # without a half-life, counts do not age
+    assert covisit.rows[4].values[covisit.rows[4].position[3]] == pytest.approx(2.0)
+
+
 def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
     model = OnlineModel(small_catalogue())
     state = model.new_state()
