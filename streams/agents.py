@@ -1,16 +1,20 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
--> recommendations. Stateful agents (ingest, weigh) handle one message at a time so every table write happens in
-the context of the message's own partition; stateless agents (encode, rank) take batches.
+-> recommendations. Every table write happens in the context of a message of the key's own partition: ingest
+handles one message at a time; weigh takes batches and writes each user's state in the context of that user's
+last message in the batch (a user's messages all share one partition). encode and rank take batches.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import orjson
 from aiokafka import ConsumerRecord
+from faust.types import EventT
 
 from sinks.online_model import UserEvent
 from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
@@ -27,11 +31,13 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
+from streams.faust_transport import in_event_context
 from streams.ingest_routing import Rejected, route_event
 from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
+log = logging.getLogger(__name__)
 open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
 user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
@@ -110,43 +116,75 @@ async def tick_open_windows() -> None:
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 
-def apply_window(user_id: str, raw_state: bytes | None, payload: dict) -> tuple[UserState, WeightUpdate, int]:  # type: ignore[type-arg]
-    """Runs the model over one window (in the encoder thread); returns the state, its update, events applied."""
+def apply_windows(
+    raw_states: Mapping[str, bytes | None], windows: Sequence[tuple[str, dict]]  # type: ignore[type-arg]
+) -> tuple[dict[str, UserState], dict[str, WeightUpdate], int]:
+    """Runs the model over windows in order, several users at once (in the encoder thread); returns each user's
+    state and one WeightUpdate per user (as of the user's last event in the batch), and how many events applied."""
     model = runtime.model
-    state = UserState.from_bytes(raw_state) if raw_state else model.new_state()
-    windowed = [WindowedEvent.from_dict(e) for e in payload["events"]]
-    queries = payload["queries"]
-    changed, applied = model.learn_batch({user_id: state}, [
-        UserEvent(user_id, item.event.profile_event(),
-                  f16_vector(queries[item.event.event_id]) if item.event.event_id in queries else None)
-        for item in windowed
-    ])
-    state = changed.get(user_id, state)
-    last = windowed[-1]
-    update = replace(
-        model.weight_update(user_id, state, max(item.event.ts for item in windowed)),
-        trigger_event_id=last.event.event_id, arrived_ms=last.arrived_ms,
-    )
-    return state, update, applied
+    states = {user_id: UserState.from_bytes(raw) if raw else model.new_state() for user_id, raw in raw_states.items()}
+    events: list[UserEvent] = []
+    last: dict[str, WindowedEvent] = {}
+    latest_ts: dict[str, int] = {}
+    for user_id, payload in windows:
+        queries = payload["queries"]
+        for item in map(WindowedEvent.from_dict, payload["events"]):
+            event_id = item.event.event_id
+            events.append(UserEvent(user_id, item.event.profile_event(),
+                                    f16_vector(queries[event_id]) if event_id in queries else None))
+            last[user_id] = item
+            latest_ts[user_id] = max(latest_ts.get(user_id, item.event.ts), item.event.ts)
+    changed, applied = model.learn_batch(states, events)
+    states.update(changed)
+    updates = {
+        user_id: replace(model.weight_update(user_id, states[user_id], latest_ts[user_id]),
+                         trigger_event_id=item.event.event_id, arrived_ms=item.arrived_ms)
+        for user_id, item in last.items()
+    }
+    return states, updates, applied
+
+
+async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
+    """Applies a batch of windows in one hop to the encoder thread, then writes each user's state in the context
+    of that user's last message (its partition's store and changelog) and sends one WeightUpdate per user."""
+    last_message = {user_id: event for event, user_id, _ in windows}
+    raw_states = {}
+    for user_id, event in last_message.items():
+        with in_event_context(event):
+            raw_states[user_id] = user_states.get(user_id)
+    states, updates, applied = await runtime.in_encoder_thread(
+        apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
+    for user_id, update in updates.items():
+        with in_event_context(last_message[user_id]):
+            user_states[user_id] = states[user_id].to_bytes()
+        await weights_topic.send(key=user_id.encode(), value=update.to_json())
+    runtime.metrics.events_applied.inc(applied)
+    runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
 
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Updates each user's state from an encoded window and emits the user's WeightUpdate."""
+    """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
+    messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
+    A batch that fails is retried one window at a time; a window that still fails is dead-lettered."""
     await runtime.catalogue_ready.wait()
-    async for raw in stream:
-        payload = orjson.loads(raw)
-        user_id = payload["events"][0]["user_id"]
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        windows = []
+        for event in events:
+            try:
+                payload = orjson.loads(event.value)
+                windows.append((event, payload["events"][0]["user_id"], payload))
+            except Exception as error:
+                await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
         try:
-            state, update, applied = await runtime.in_encoder_thread(apply_window, user_id,
-                                                                     user_states.get(user_id), payload)
-        except Exception as error:
-            await dead_letter_internal(raw, user_id.encode(), error, settings.encoded_topic)
-            continue
-        user_states[user_id] = state.to_bytes()
-        runtime.metrics.events_applied.inc(applied)
-        runtime.metrics.events_duplicate.inc(len(payload["events"]) - applied)
-        await weights_topic.send(key=user_id.encode(), value=update.to_json())
+            await weigh_batch(windows)
+        except Exception:
+            log.warning("a batch of %d windows failed; applying them one at a time", len(windows))
+            for window in windows:
+                try:
+                    await weigh_batch([window])
+                except Exception as error:
+                    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
 
 
 @app.agent(weights_topic)

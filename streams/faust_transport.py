@@ -5,9 +5,12 @@
   partition starts further on, it records the missing offsets as a "gap" (meant for compacted topics and
   transaction markers) and commits over it: the dropped records were lost. The consumer seeks back to the first
   missing offset instead; a hole that is still there after one refetch is a real gap and is left to Faust.
-* A message from an earlier consumer generation is never acked. After a rebalance Faust's stream iterator skips
-  messages fetched in the previous generation (they are fetched again from the committed offset) but acks them
-  as it acks filtered messages, so their offsets could be committed although no agent processed them.
+* A message from an earlier consumer generation, or one acked while flow control is suspended (a rebalance or a
+  stop under way), is never acked. Faust's stream iterator skips messages fetched in an earlier generation and,
+  while flow is suspended, every message it takes (they are fetched again from the committed offset), but acks
+  them as it acks filtered messages, so their offsets could be committed although no agent processed them. A
+  message an agent finished during a rebalance is therefore not committed either: it is fetched and applied
+  again after the seek to the committed offset (states ignore events they already applied).
 * A partition paused for queue pressure whose every read record was processed is put back into the fetch set
   (`resume_drained_partitions`, run on a timer). Faust pauses a partition whose records fill an agent's queue
   and resumes it from a callback as the queue drains; in throughput runs that callback sometimes never came
@@ -21,19 +24,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+import faust.streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, Message, TransportT
+from faust.types import TP, EventT, Message, TransportT
 from faust.types.tuples import ack_lock
 
 log = logging.getLogger(__name__)
 
 
 class CommitSafeConsumer(faust_aiokafka.Consumer):
-    """Fetches skipped records again, and acks only messages of the current generation."""
+    """Fetches skipped records again, and acks only messages of the current generation while flow is active."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,11 +86,22 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
 
     def ack(self, message: Message) -> bool:
         with ack_lock:
-            if message.generation_id != self.app.consumer_generation_id:
+            if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
                 message.acked = True
                 self._unacked_messages.discard(message)
                 return False
             return super().ack(message)
+
+
+@contextmanager
+def in_event_context(event: EventT) -> Iterator[None]:
+    """Table reads and writes inside go to `event`'s partition (its local store and its changelog partition), as
+    they do in the agent step of that event; for stages that take events in batches (`Stream.take_events`)."""
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
 
 
 class DrainingProducer(faust_aiokafka.Producer):

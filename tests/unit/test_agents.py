@@ -138,6 +138,33 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
 
 
 @pytest.mark.asyncio
+async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+
+    def window(user: str, item: str, first: int, count: int) -> bytes:
+        events = [{"event_id": f"{user}-{n}", "user_id": user, "kind": "view", "ts": 1000 + n, "item_id": f"{item}-{n}",
+                   "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(first, first + count)]
+        return orjson.dumps({"events": events, "queries": {}})
+
+    unknown_kind = orjson.loads(window("u7", "jazz", 0, 1))
+    unknown_kind["events"][0]["kind"] = "teleport"
+    async with agents.weigh.test_context() as agent:
+        for raw, key in [(window("u5", "jazz", 0, 2), b"u5"), (window("u6", "hiking", 0, 1), b"u6"),
+                         (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
+            await agent.put(raw, key=key)
+        await asyncio.sleep(0.5)
+    updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
+    assert sorted(updates) == ["u5", "u6"]
+    assert updates["u5"].version == 3 and updates["u5"].trigger_event_id == "u5-2"
+    assert updates["u6"].seen == {"hiking-0"}
+    [dead_call] = dead.await_args_list
+    dead_letter = orjson.loads(dead_call.kwargs["value"])
+    assert dead_letter["reason"].startswith("internal error: AttributeError") and "teleport" in dead_letter["reason"]
+
+
+@pytest.mark.asyncio
 async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     recommendations = AsyncMock()
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
