@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode.utils.queues import FlowControlEvent
 
 from streams.faust_transport import CommitSafeConsumer, DrainingProducer
 
@@ -21,7 +22,8 @@ def consumer_at_generation(generation: int) -> CommitSafeConsumer:
     """The consumer's ack bookkeeping alone, without a broker."""
     consumer = object.__new__(CommitSafeConsumer)
     consumer.__dict__.update(
-        app=SimpleNamespace(consumer_generation_id=generation, topics=SimpleNamespace(acks_enabled_for=lambda t: True)),
+        app=SimpleNamespace(consumer_generation_id=generation, topics=SimpleNamespace(acks_enabled_for=lambda t: True),
+                            flow_control=FlowControlEvent(initially_suspended=False)),
         _unacked_messages=set(), _committed_offset={PARTITION: 4}, _acked_index=defaultdict(set),
         _acked=defaultdict(list), _n_acked=0, _waiting_for_ack=None,
     )
@@ -36,6 +38,15 @@ def test_a_message_of_an_earlier_generation_is_not_acked() -> None:
     assert stale.acked and stale not in consumer._unacked_messages and consumer._acked[PARTITION] == []
     assert consumer.ack(current) is True
     assert consumer._acked[PARTITION] == [6] and current not in consumer._unacked_messages
+
+
+def test_a_message_acked_while_flow_control_is_suspended_is_not_committed() -> None:
+    consumer = consumer_at_generation(2)
+    skipped = message(5, generation=2)
+    consumer._unacked_messages.add(skipped)
+    consumer.app.flow_control.suspend()
+    assert consumer.ack(skipped) is False
+    assert skipped.acked and skipped not in consumer._unacked_messages and consumer._acked[PARTITION] == []
 
 
 class SlowBuffer:
