@@ -31,7 +31,7 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
-from streams.faust_transport import in_event_context
+from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
 from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
@@ -154,6 +154,9 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
             raw_states[user_id] = user_states.get(user_id)
     states, updates, applied = await runtime.in_encoder_thread(
         apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
+    if not all(of_current_generation(app, event.message) for event in last_message.values()):
+        log.info("a rebalance began while %d windows were applied; they will be fetched again", len(windows))
+        return
     for user_id, update in updates.items():
         with in_event_context(last_message[user_id]):
             user_states[user_id] = states[user_id].to_bytes()
@@ -166,11 +169,17 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
 async def weigh(stream):  # type: ignore[no-untyped-def]
     """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
-    A batch that fails is retried one window at a time; a window that still fails is dead-lettered."""
+    A batch that fails is retried one window at a time; a window that still fails is dead-lettered.
+
+    Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
+    messages of an earlier generation: those are left to be fetched again, as Faust's own iterator leaves them,
+    and a batch during which a rebalance began writes nothing (its acks would be refused anyway)."""
     await runtime.catalogue_ready.wait()
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         windows = []
         for event in events:
+            if not of_current_generation(app, event.message):
+                continue  # buffered before a rebalance: fetched again from the committed offset
             try:
                 payload = orjson.loads(event.value)
                 windows.append((event, payload["events"][0]["user_id"], payload))

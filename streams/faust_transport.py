@@ -86,11 +86,17 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
 
     def ack(self, message: Message) -> bool:
         with ack_lock:
-            if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
+            if not of_current_generation(self.app, message):
                 message.acked = True
                 self._unacked_messages.discard(message)
                 return False
             return super().ack(message)
+
+
+def of_current_generation(app: faust.App, message: Message) -> bool:
+    """Whether `message` was fetched in the consumer's current generation and flow is active (no rebalance or
+    stop under way): what an agent may still process and ack. Other messages are fetched again."""
+    return message.generation_id == app.consumer_generation_id and app.flow_control.is_active()
 
 
 @contextmanager
