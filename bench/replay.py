@@ -133,7 +133,7 @@ def replay(
         metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
         static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
         tuning_hr=round(float(tuning_rates[best]), 4),
-        tuning_factor_hr={f: round(float(hr), 4) for f, hr in zip(FACTORS, tuning_rates, strict=False)},
+        tuning_factor_hr={f: round(float(hr), 4) for f, hr in zip(FACTORS, tuning_rates[: len(FACTORS)], strict=True)},
         learned_prior=learned_prior(model), events=len(events),
         seconds=time.monotonic() - started, weight_history=history,
         hits=hits, ceiling=ceiling.report(best),

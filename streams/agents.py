@@ -185,6 +185,8 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 windows.append((event, payload["events"][0]["user_id"], payload))
             except Exception as error:
                 await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
+        if not windows:
+            continue
         try:
             await weigh_batch(windows)
         except Exception:
