@@ -11,37 +11,89 @@ import numpy.typing as npt
 
 from sinks.decayed_counts import ForwardDecay
 
-DENSE_SUM_LIMIT = 1 << 24
-"""Batches of users × items up to this size are summed densely; larger ones by sorting their nonzero keys."""
 
+class NeighbourCounts:
+    """Every row's decayed co-visitation counts in two shared growable arrays (columns, values).
 
-class NeighbourRow:
-    """One item's decayed co-visitation counts as growable parallel arrays (columns, values)."""
-
-    __slots__ = ("columns", "position", "size", "total", "values")
+    Row r holds its neighbours at `start[r] : start[r] + size[r]` within a block of `capacity[r]` slots; a full
+    block moves to the end at twice the size, and the arrays are repacked when they fill. Any set of rows is then
+    gathered with a few vectorised index operations, without a Python step per row.
+    """
 
     def __init__(self) -> None:
-        self.columns = np.zeros(8, dtype=np.int64)
-        self.values = np.zeros(8, dtype=np.float64)
-        self.position: dict[int, int] = {}
-        self.size = 0
-        self.total = 0.0
+        self.columns = np.zeros(1024, dtype=np.int64)
+        self.values = np.zeros(1024, dtype=np.float64)
+        self.used = 0
+        self.start = np.zeros(0, dtype=np.int64)
+        self.size = np.zeros(0, dtype=np.int64)
+        self.capacity = np.zeros(0, dtype=np.int64)
+        self.total = np.zeros(0, dtype=np.float64)
+        self.slots: dict[int, dict[int, int]] = {}
 
-    def add(self, column: int, weight: float) -> None:
-        slot = self.position.get(column)
-        if slot is None:
-            if self.size == len(self.columns):
-                self.columns = np.concatenate([self.columns, np.zeros(self.size, dtype=np.int64)])
-                self.values = np.concatenate([self.values, np.zeros(self.size)])
-            slot = self.position[column] = self.size
-            self.columns[slot] = column
-            self.size += 1
-        self.values[slot] += weight
-        self.total += weight
+    def add(self, row: int, column: int, weight: float) -> None:
+        slots = self.slots.get(row)
+        if slots is None:
+            slots = self.slots[row] = {}
+            self._ensure_rows(row + 1)
+        offset = slots.get(column)
+        if offset is None:
+            offset = slots[column] = int(self.size[row])
+            if offset == self.capacity[row]:
+                self._move_to_end(row, max(4, 2 * offset))
+            self.columns[self.start[row] + offset] = column
+            self.size[row] += 1
+        self.values[self.start[row] + offset] += weight
+        self.total[row] += weight
+
+    def value(self, row: int, column: int) -> float:
+        return float(self.values[self.start[row] + self.slots[row][column]])
 
     def scale(self, factor: float) -> None:
-        self.values[: self.size] *= factor
+        self.values[: self.used] *= factor
         self.total *= factor
+
+    def gather(
+        self, rows: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """For anchor rows with weights a_j: (the anchor's position in `rows`, column i, a_j · P(i | j)) for every
+        stored neighbour i of every anchor j (anchors without counts or with weight 0 give none)."""
+        known = np.flatnonzero(rows < len(self.size))
+        known = known[(weights[known] != 0.0) & (self.total[rows[known]] > 0.0)]
+        anchor_rows = rows[known]
+        sizes = self.size[anchor_rows]
+        block_offsets = np.repeat(self.start[anchor_rows] - (np.cumsum(sizes) - sizes), sizes)
+        slots = block_offsets + np.arange(int(sizes.sum()))
+        shares = np.repeat(weights[known] / self.total[anchor_rows], sizes)
+        return np.repeat(known, sizes), self.columns[slots], self.values[slots] * shares
+
+    def _ensure_rows(self, n_rows: int) -> None:
+        missing = n_rows - len(self.size)
+        if missing > 0:
+            grow = max(missing, len(self.size))
+            self.start, self.size, self.capacity = (np.concatenate([a, np.zeros(grow, np.int64)])
+                                                    for a in (self.start, self.size, self.capacity))
+            self.total = np.concatenate([self.total, np.zeros(grow)])
+
+    def _move_to_end(self, row: int, capacity: int) -> None:
+        if self.used + capacity > len(self.columns):
+            self._repack(extra=capacity)
+        old, size = int(self.start[row]), int(self.size[row])
+        self.columns[self.used : self.used + size] = self.columns[old : old + size]
+        self.values[self.used : self.used + size] = self.values[old : old + size]
+        self.start[row], self.capacity[row] = self.used, capacity
+        self.used += capacity
+
+    def _repack(self, extra: int) -> None:
+        """Copies every row's block into fresh arrays with no gaps, leaving room for at least `extra` more."""
+        starts = np.cumsum(self.capacity) - self.capacity
+        live = int(self.capacity.sum())
+        length = max(2 * (live + extra), 1024)
+        sizes = self.size
+        source = np.repeat(self.start - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        target = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        columns, values = np.zeros(length, dtype=np.int64), np.zeros(length, dtype=np.float64)
+        columns[target], values[target] = self.columns[source], self.values[source]
+        self.columns, self.values, self.start, self.used = columns, values, starts, live
 
 
 class CoVisitation:
@@ -55,55 +107,41 @@ class CoVisitation:
         self.decay = ForwardDecay(half_life_ms)
         self.span = span
         self.gap_decay = gap_decay
-        self.rows: dict[int, NeighbourRow] = {}
+        self.counts = NeighbourCounts()
 
     def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
         """Counts `row` together with the user's previous rows (oldest first; the last `span` of them)."""
         factor = self.decay.needs_rescale(ts)
         if factor is not None:
-            for neighbours in self.rows.values():
-                neighbours.scale(factor)
+            self.counts.scale(factor)
         weight = amount * self.decay.weight(ts)
         for gap, other in enumerate(reversed(previous_rows[-self.span :])):
             if other == row:
                 continue
             pair_weight = weight * self.gap_decay**gap
-            self._row(row).add(other, pair_weight)
-            self._row(other).add(row, pair_weight)
+            self.counts.add(row, other, pair_weight)
+            self.counts.add(other, row, pair_weight)
 
-    def _row(self, row: int) -> NeighbourRow:
-        neighbours = self.rows.get(row)
-        if neighbours is None:
-            neighbours = self.rows[row] = NeighbourRow()
-        return neighbours
+    def entries(
+        self, anchors: Sequence[tuple[Sequence[int], Sequence[float]]], n_items: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """For each user's anchors (rows j and weights a_j: their recent items, weighted by recency and
+        strength), the terms a_j · P(i | j) of Σ_j a_j · P(i | j) as (user, row i < n_items, term), unsummed."""
+        lengths = [len(rows) for rows, _ in anchors]
+        rows = np.fromiter((r for rows, _ in anchors for r in rows), np.int64, sum(lengths))
+        weights = np.fromiter((w for _, weights in anchors for w in weights), np.float64, sum(lengths))
+        anchor, columns, values = self.counts.gather(rows, weights)
+        users = np.repeat(np.arange(len(anchors)), lengths)[anchor]
+        keep = columns < n_items
+        return users[keep], columns[keep], values[keep]
 
     def batch_scores(
         self, anchors: Sequence[tuple[Sequence[int], Sequence[float]]], n_items: int
     ) -> SparseScores:
-        """For each user's anchors (rows j and weights a_j: their recent items, weighted by recency and
-        strength), Σ_j a_j · P(i | j) at the rows i with a nonzero count; every other row scores 0."""
-        owners, columns, values = [], [], []
-        for user, (anchor_rows, anchor_weights) in enumerate(anchors):
-            for anchor, weight in zip(anchor_rows, anchor_weights, strict=True):
-                neighbours = self.rows.get(anchor)
-                if neighbours is None or weight == 0.0 or neighbours.total <= 0.0:
-                    continue
-                owners.append((user, neighbours.size))
-                columns.append(neighbours.columns[: neighbours.size])
-                values.append(neighbours.values[: neighbours.size] * (weight / neighbours.total))
-        if not columns:
-            return SparseScores(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items)
-        users = np.repeat([user for user, _ in owners], [size for _, size in owners])
-        all_columns, all_values = np.concatenate(columns), np.concatenate(values)
-        keep = all_columns < n_items
-        flat = users[keep] * n_items + all_columns[keep]
-        if len(anchors) * n_items <= DENSE_SUM_LIMIT:  # summing into a dense buffer beats sorting the keys
-            dense = np.bincount(flat, weights=all_values[keep], minlength=len(anchors) * n_items)
-            keys = np.flatnonzero(dense)
-            summed = dense[keys].astype(np.float64)
-        else:
-            keys, inverse = np.unique(flat, return_inverse=True)
-            summed = np.bincount(inverse, weights=all_values[keep], minlength=len(keys)).astype(np.float64)
+        """Σ_j a_j · P(i | j) for each user (see `entries`) at the rows i with a nonzero count; others score 0."""
+        users, columns, values = self.entries(anchors, n_items)
+        keys, inverse = np.unique(users * n_items + columns, return_inverse=True)
+        summed = np.bincount(inverse, weights=values, minlength=len(keys)).astype(np.float64)
         return SparseScores(keys // n_items, keys % n_items, summed, n_items)
 
     def scores(

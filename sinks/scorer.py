@@ -92,8 +92,9 @@ class CatalogueScorer:
         self.candidates = candidates
         self.index = CandidateIndex(catalogue) if candidates else None
 
-    def _rows(self, item_ids: Sequence[str]) -> list[int]:
-        return [self.catalogue.index[i] for i in item_ids if i in self.catalogue.index]
+    def _rows(self, item_ids: Iterable[str]) -> list[int]:
+        index = self.catalogue.index
+        return [row for row in map(index.get, item_ids) if row is not None]
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """The raw popularity and freshness scores (2 × items): the same for every user."""
@@ -103,8 +104,9 @@ class CatalogueScorer:
 
     def _anchor_rows(self, anchors: Sequence[Anchor]) -> tuple[list[int], list[float]]:
         """The catalogue rows of the anchors still in the catalogue, and their weights."""
-        known = [a for a in anchors if a.item_id in self.catalogue]
-        return self._rows([a.item_id for a in known]), [a.weight for a in known]
+        index = self.catalogue.index
+        known = [(row, a.weight) for a in anchors if (row := index.get(a.item_id)) is not None]
+        return [row for row, _ in known], [weight for _, weight in known]
 
     def covisit_scores(self, updates: Sequence[WeightUpdate]) -> SparseScores:
         return self.covisitation.batch_scores([self._anchor_rows(u.anchors) for u in updates], len(self.catalogue))
@@ -118,11 +120,10 @@ class CatalogueScorer:
         catalogue = self.catalogue
         device = catalogue.device
         content = _profiles(updates).to(device) @ catalogue.matrix.T
-        covisit = self.covisit_scores(updates).dense(len(updates))
         shared = self.shared_scores(max(u.ts for u in updates))
         rest = torch.cat(
             [
-                torch.from_numpy(covisit).float().unsqueeze(1),
+                torch.from_numpy(self.covisit_scores(updates).dense(len(updates))).float().unsqueeze(1),
                 torch.from_numpy(shared).float().unsqueeze(0).expand(len(updates), -1, -1),
             ],
             dim=1,
@@ -156,7 +157,7 @@ class CatalogueScorer:
         return standardise(torch.from_numpy(np.vstack([covisit, self.shared_scores(now)]))).numpy()
 
     def seen_rows(self, seen: Iterable[str]) -> list[int]:
-        return self._rows(list(seen))
+        return self._rows(seen)
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         """The top-k unseen items for each user, with contributions and reasons."""
@@ -173,8 +174,8 @@ class CatalogueScorer:
 
         Computes `weights · standardise(factor_scores)` with one matrix product: a z-scored content factor is
         `(M u - mean·u) / sqrt(u C u)` (catalogue mean and covariance), so the three content factors fold into one
-        user vector; popularity and freshness are two extra rows shared by all users; co-visitation is sparse and
-        is added where it is nonzero. The per-user constants are added to the top-k scores only.
+        user vector; popularity and freshness are two extra rows shared by all users; co-visitation is sparse and is
+        added where it is nonzero. The per-user constants are added to the top-k scores only.
         """
         catalogue = self.catalogue
         n_items = len(catalogue)
@@ -193,33 +194,30 @@ class CatalogueScorer:
 
         covisit = self.covisit_scores(updates)
         covisit_mean, covisit_std = (torch.from_numpy(x).float().to(device) for x in covisit.moments(len(updates)))
-        covisit_scale = z_scale(covisit_std)
-        offset -= weights[:, 3] * covisit_scale * covisit_mean
-        covisit_weight = weights[:, 3] * covisit_scale
+        covisit_weight = weights[:, 3] * z_scale(covisit_std)
         if self.index is not None and n_items > self.candidates:
             top_scores, top_rows = self._candidate_top_k(
                 updates, k, user_vectors=user_vectors, weights=weights, shared_z=shared_z, covisit=covisit,
                 covisit_weight=covisit_weight,
             )
         else:
-            fused = user_vectors @ catalogue.matrix.T
-            fused.addmm_(weights[:, 4:], shared_z)
-            if len(covisit.users):
-                users = torch.from_numpy(covisit.users).to(device)
-                values = torch.from_numpy(covisit.values).float().to(device) * covisit_weight[users]
-                fused.index_put_((users, torch.from_numpy(covisit.rows).to(device)), values, accumulate=True)
+            fused = (user_vectors @ catalogue.matrix.T).addmm_(weights[:, 4:], shared_z)
+            users = torch.from_numpy(covisit.users).to(device)
+            values = torch.from_numpy(covisit.values).float().to(device) * covisit_weight[users]
+            fused.view(-1).index_add_(0, torch.from_numpy(covisit.users * n_items + covisit.rows).to(device), values)
             seen_users, seen_rows = self._seen_indices(updates)
             fused.index_put_((seen_users.to(device), seen_rows.to(device)), torch.tensor(-math.inf, device=device))
             top_scores, top_rows = fused.topk(min(k, n_items), dim=1)
+        covisit_part = torch.from_numpy(covisit.at(top_rows.cpu().numpy())).float().to(device)
+        covisit_part = (covisit_part - covisit_mean[:, None]) * covisit_weight[:, None]
+        offset -= covisit_weight * covisit_mean
         top_scores += offset[:, None]
 
         top_vectors = catalogue.matrix[top_rows]  # users × k × dim
         content_z = (torch.einsum("bkd,bfd->bfk", top_vectors, profiles) - content_mean[:, :, None]) \
             * content_scale[:, :, None]
-        covisit_z = torch.from_numpy(covisit.at(top_rows.cpu().numpy())).float().to(device)
-        covisit_z = (covisit_z - covisit_mean[:, None]) * covisit_scale[:, None]
-        factor_z = torch.cat([content_z, covisit_z.unsqueeze(1), shared_z[:, top_rows].permute(1, 0, 2)], dim=1)
-        contributions = weights.unsqueeze(2) * factor_z
+        shared_part = weights[:, 4:, None] * shared_z[:, top_rows].permute(1, 0, 2)
+        contributions = torch.cat([weights[:, :3, None] * content_z, covisit_part.unsqueeze(1), shared_part], dim=1)
         return TopK(top_scores.cpu().numpy(), top_rows.cpu().numpy(), contributions.cpu().numpy())
 
     def _candidate_top_k(
@@ -313,4 +311,6 @@ class CatalogueScorer:
 
 def _profiles(updates: Sequence[WeightUpdate]) -> torch.Tensor:
     """users × 3 × dim: each user's short-term, long-term and query vectors (the content factors' inputs)."""
-    return torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates])).float()
+    vectors = np.stack([vector for u in updates for vector in (u.short_term, u.long_term, u.query)])
+    return torch.from_numpy(vectors.reshape(len(updates), 3, -1)).float()
+

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sinks.catalogue import Catalogue, CatalogueItem
-from sinks.covisitation import CoVisitation
+from sinks.covisitation import CoVisitation, NeighbourCounts
 from sinks.decayed_counts import PopularityCounts
 from sinks.online_model import OnlineModel, UserEvent
 from sinks.scorer import CatalogueScorer, standardise
@@ -50,7 +50,7 @@ def test_covisitation_weighs_pairs_by_gap_over_the_last_span_items() -> None:
     assert covisit.scores([4], [1.0], 5).tolist() == pytest.approx([0.0, 0.25 / 1.75, 0.5 / 1.75, 1.0 / 1.75, 0.0])
     assert covisit.scores([1], [1.0], 5).tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 1.0])
     covisit.add(4, [3], 1.0, 10 * DAY)  # without a half-life, counts do not age
-    assert covisit.rows[4].values[covisit.rows[4].position[3]] == pytest.approx(2.0)
+    assert covisit.counts.value(4, 3) == pytest.approx(2.0)
 
 
 def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
@@ -215,3 +215,20 @@ def test_candidate_ranking_scores_exactly_and_recalls_the_exact_top_k() -> None:
     recall = found / exact.rows.size
     print(f"recall@15 with 100 candidates per source over 3,000 items: {recall:.3f}")
     assert recall >= 0.95
+
+
+def test_neighbour_counts_keep_every_row_through_block_moves_and_repacks() -> None:
+    rng = np.random.default_rng(3)
+    counts, reference = NeighbourCounts(), {}
+    for row, column, weight in zip(rng.integers(0, 60, 5000).tolist(), rng.integers(0, 400, 5000).tolist(),
+                                   rng.random(5000).tolist(), strict=True):
+        counts.add(row, column, weight)
+        reference[(row, column)] = reference.get((row, column), 0.0) + weight
+    rows = np.arange(70)  # 60..69 were never added
+    weights = np.ones(70)
+    anchor, columns, values = counts.gather(rows, weights)
+    totals = {row: sum(v for (r, _), v in reference.items() if r == row) for row in range(60)}
+    gathered = {(int(a), int(c)): float(v) for a, c, v in zip(anchor, columns, values, strict=True)}
+    assert gathered.keys() == reference.keys()
+    assert all(gathered[key] == pytest.approx(value / totals[key[0]]) for key, value in reference.items())
+    assert counts.used < 4 * len(reference)
