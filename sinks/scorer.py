@@ -30,11 +30,12 @@ Z_CHUNK_ELEMENTS = 1 << 24
 ranking gathers at most this many (user, candidate, dimension) vector entries at once."""
 
 
-def standardise(scores: torch.Tensor) -> torch.Tensor:
-    """z-scores each factor row over the catalogue, so that factors share one scale; constant rows become 0."""
-    mean = scores.mean(dim=-1, keepdim=True)
-    std = scores.std(dim=-1, keepdim=True)
-    return torch.where(std > STD_FLOOR, (scores - mean) / std.clamp_min(STD_FLOOR), torch.zeros_like(scores))
+def standardise(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """z-scores each factor row over the catalogue (last axis), so that factors share one scale; constant rows
+    become 0. In numpy: for a few rows at a time, torch's per-call overhead outweighs the work."""
+    mean = scores.mean(axis=-1, keepdims=True)
+    std = scores.std(axis=-1, ddof=1, keepdims=True) if scores.shape[-1] > 1 else np.zeros_like(mean)
+    return np.where(std > STD_FLOOR, (scores - mean) / np.maximum(std, STD_FLOOR), 0.0).astype(scores.dtype)
 
 
 def z_scale(std: torch.Tensor) -> torch.Tensor:
@@ -128,7 +129,7 @@ class CatalogueScorer:
             ],
             dim=1,
         ).to(device)
-        return standardise(torch.cat([content, rest], dim=1))
+        return torch.from_numpy(standardise(torch.cat([content, rest], dim=1).cpu().numpy())).to(device)
 
     def seen_mask(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         mask = torch.zeros((len(updates), len(self.catalogue)), dtype=torch.bool)
@@ -154,7 +155,7 @@ class CatalogueScorer:
         """Co-visitation (from the user's anchors), popularity and freshness z-scored over the catalogue now
         (3 × items; a constant factor is 0)."""
         covisit = self.covisitation.scores(*self._anchor_rows(anchors), len(self.catalogue))
-        return standardise(torch.from_numpy(np.vstack([covisit, self.shared_scores(now)]))).numpy()
+        return standardise(np.vstack([covisit, self.shared_scores(now)]))
 
     def seen_rows(self, seen: Iterable[str]) -> list[int]:
         return self._rows(seen)

@@ -25,10 +25,10 @@ def listwise_gradient(
     >>> listwise_gradient(z, np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
     [3.0, -3.0]
     """
-    fused = weights @ factor_z[:, candidates]
+    fused = np.where(candidates, weights @ factor_z, -np.inf)
     p = np.exp(fused - fused.max())
     p /= p.sum()
-    return factor_z[:, row] - factor_z[:, candidates] @ p
+    return factor_z[:, row] - factor_z @ p
 
 
 def log_weight_step(
