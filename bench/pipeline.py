@@ -118,8 +118,15 @@ def latency(args: argparse.Namespace) -> int:
           f"event -> recommendation p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, max {max(latencies):.0f} ms")
     print(f"worker: {int(run.total(metrics, 'driftrec_events_in_total'))} events in, "
           f"{int(metrics.get('driftrec_window_flushes_total', 0))} windows, final stage lag "
-          f"{int(run.total(metrics, STAGE_LAG))}")
+          f"{int(run.total(metrics, STAGE_LAG))} ({stage_lags(run, metrics)})")
     return 0
+
+
+def stage_lags(run: LivePipeline, metrics: dict[str, float]) -> str:
+    """Each stage input's lag (records not yet committed), by topic name without the run's prefix."""
+    prefix = f"{STAGE_LAG}{{topic={run.settings.app_id}-"
+    return ", ".join(f"{name[len(prefix):-1]} {int(value)}" for name, value in sorted(metrics.items())
+                     if name.startswith(prefix))
 
 
 def produce_steadily(run: LivePipeline, rate: float, seconds: float, users: int, sent_at: dict[str, float]) -> None:

@@ -55,3 +55,50 @@ def decode_window(raw: bytes | None) -> list[WindowedEvent]:
     if not raw:
         return []
     return [WindowedEvent.from_dict(data) for data in orjson.loads(raw)]
+
+
+class PendingWindows:
+    """Open windows per input partition, oldest first, to find those due for their age-based flush.
+
+    Ingest flushes a partition's due windows whenever it handles a message of that partition (the flush then runs
+    in that partition's context, in stream order); a window whose partition has gone quiet gets a tick message.
+    """
+
+    def __init__(self) -> None:
+        self._opened: dict[int, dict[str, float]] = {}
+        self._last_message_ms: dict[int, float] = {}
+
+    def opened(self, partition: int, user_id: str, first_arrived_ms: float) -> None:
+        self._opened.setdefault(partition, {}).setdefault(user_id, first_arrived_ms)
+
+    def closed(self, partition: int, user_id: str) -> None:
+        self._opened.get(partition, {}).pop(user_id, None)
+
+    def due(self, partition: int, now_ms: float, max_wait_ms: float) -> list[str]:
+        """The users whose window on `partition` waited `max_wait_ms` or more, oldest first; notes the partition
+        as active at `now_ms`."""
+        self._last_message_ms[partition] = now_ms
+        users = []
+        for user_id, first in self._opened.get(partition, {}).items():
+            if now_ms - first < max_wait_ms:
+                break
+            users.append(user_id)
+        return users
+
+    def take_quiet_due(self, now_ms: float, max_wait_ms: float, quiet_ms: float) -> list[str]:
+        """Removes and returns the due windows of partitions with no message for `quiet_ms` (they need a tick)."""
+        users = []
+        for partition, opened in self._opened.items():
+            if now_ms - self._last_message_ms.get(partition, 0.0) < quiet_ms:
+                continue
+            for user_id, first in list(opened.items()):
+                if now_ms - first < max_wait_ms:
+                    break
+                users.append(user_id)
+                del opened[user_id]
+        return users
+
+
+def source_partition(window: list[WindowedEvent]) -> int:
+    """The input partition a window's events came from (`topic:partition:offset` sources)."""
+    return int(window[0].source.rsplit(":", 2)[1])
