@@ -13,7 +13,7 @@ from weighting.entropy import drift_direction, entropy_direction, normalised_ent
 from weighting.fusion_learning import Weights
 from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import decayed_profiles, unit, updated_velocity
-from weighting.user_state import RecentItem, UserState, Vector
+from weighting.user_state import RecentItem, UserState, Vector, event_fingerprint
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, conf
 
     An event whose id was already applied returns the state unchanged, so redelivery counts nothing twice.
     """
-    if event.event_id in state.applied_event_ids:
+    fingerprint = event_fingerprint(event.event_id)
+    if fingerprint in state.applied:
         return state
     elapsed = float(event.ts - state.last_ts) if state.n_events else 0.0
     changes: dict[str, object] = {}
@@ -68,7 +69,7 @@ def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, conf
         version=state.version + 1,
         n_events=state.n_events + 1,
         last_ts=max(state.last_ts, event.ts),
-        applied_event_ids=(*state.applied_event_ids, event.event_id)[-config.remembered_event_ids :],
+        applied=(*state.applied, fingerprint)[-config.remembered_event_ids :],
         **changes,  # type: ignore[arg-type]
     )
     return new_state

@@ -2,6 +2,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import orjson
 import pytest
 
 from weighting.config import WeightingConfig
@@ -11,7 +12,7 @@ from weighting.factors import FACTORS, Factor
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import decayed_profiles
-from weighting.user_state import UserState
+from weighting.user_state import UserState, event_fingerprint
 from weighting.user_update import (
     EventInputs,
     ProfileEvent,
@@ -127,7 +128,8 @@ def test_apply_event_updates_profiles_and_is_idempotent() -> None:
     inputs = EventInputs(vector, ("jazz",), None)
     state = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
     assert state.long_term == pytest.approx([5.0, 0.0]) and state.short_term == pytest.approx([5.0, 0.0])
-    assert state.seen == {"i1"} and state.n_events == 1 and state.applied_event_ids == ("e1",)
+    assert state.seen == {"i1"} and state.n_events == 1
+    assert state.applied == (event_fingerprint("e1"),)
     again = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
     assert again is state
 
@@ -149,7 +151,18 @@ def test_state_round_trips_through_bytes() -> None:
     restored = UserState.from_bytes(state.to_bytes())
     assert restored.recent == state.recent and restored.seen == state.seen
     assert restored.long_term == pytest.approx(state.long_term)
-    assert restored.applied_event_ids == ("e1",)
+    assert restored.applied == (event_fingerprint("e1"),) and restored.to_bytes() == state.to_bytes()
+
+
+def test_a_state_written_with_event_ids_reads_as_fingerprints() -> None:
+    state = apply_event(UserState.empty(2), ProfileEvent("e1", "view", 5, "i1"),
+                        EventInputs(np.ones(2, np.float32)), CONFIG)
+    head, _, body = state.to_bytes().partition(b"\n")
+    header = {**orjson.loads(head), "applied": ["e1"]}
+    del header["n_applied"]
+    old = UserState.from_bytes(orjson.dumps(header) + b"\n" + body[: 4 * 2 * 4])
+    assert old.applied == state.applied and old.long_term == pytest.approx(state.long_term)
+    assert apply_event(old, ProfileEvent("e1", "view", 5, "i1"), EventInputs(np.ones(2, np.float32)), CONFIG) is old
 
 
 def test_drift_moves_weight_from_long_to_short_term() -> None:
