@@ -33,7 +33,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowedEvent, decode_window, encode_window, source_partition
+from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -53,7 +53,7 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
-async def flush_window(partition: int, user_id: str, window: list[WindowedEvent]) -> None:
+async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
     """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
     RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
     window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
@@ -62,52 +62,39 @@ async def flush_window(partition: int, user_id: str, window: list[WindowedEvent]
     await delivery
     if user_id in open_windows:
         del open_windows[user_id]
-    runtime.pending_windows.closed(partition, user_id)
+    runtime.pending_windows.pop(user_id, None)
     runtime.metrics.window_flushes.inc()
 
 
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user; then flushes the
-    partition's windows that waited long enough."""
+    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
     await runtime.catalogue_ready.wait()
+    policy = runtime.window_policy
     async for event in stream.events():
         message = event.message
         arrived = now_ms()
-        partition = message.partition
         if message.topic == settings.ticks_topic:
-            due = [event.key.decode()]
-        else:
-            await window_event(event, arrived)
-            due = runtime.pending_windows.due(partition, arrived, settings.window_max_wait_ms)
-        for user_id in due:
+            user_id = event.key.decode()
             window = decode_window(open_windows.get(user_id))
-            runtime.pending_windows.closed(partition, user_id)
-            if runtime.window_policy.is_due(window, arrived):
-                await flush_window(partition, user_id, window)
-            elif window:
-                runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
-
-
-async def window_event(event: EventT, arrived: float) -> None:  # type: ignore[type-arg]
-    """Validates one event; a bad one is dead-lettered, a good one joins its user's window (flushed when due)."""
-    message = event.message
-    policy = runtime.window_policy
-    source = SourcePosition(message.topic, message.partition, message.offset)
-    routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
-                         catalogue=runtime.model.catalogue)
-    if isinstance(routed, Rejected):
-        await send_dead_letter(routed.reason, routed.record, event.key, source)
-        return
-    parsed = routed.event
-    runtime.metrics.events_in.labels(parsed.kind).inc()
-    window = decode_window(open_windows.get(parsed.user_id))
-    window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
-    if policy.is_due(window, arrived):
-        await flush_window(message.partition, parsed.user_id, window)
-    else:
-        open_windows[parsed.user_id] = encode_window(window)
-        runtime.pending_windows.opened(message.partition, parsed.user_id, window[0].arrived_ms)
+            if policy.is_due(window, arrived):
+                await flush_window(user_id, window)
+            continue
+        source = SourcePosition(message.topic, message.partition, message.offset)
+        routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
+                             catalogue=runtime.model.catalogue)
+        if isinstance(routed, Rejected):
+            await send_dead_letter(routed.reason, routed.record, event.key, source)
+            continue
+        parsed = routed.event
+        runtime.metrics.events_in.labels(parsed.kind).inc()
+        window = decode_window(open_windows.get(parsed.user_id))
+        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+        if policy.is_due(window, arrived):
+            await flush_window(parsed.user_id, window)
+        else:
+            open_windows[parsed.user_id] = encode_window(window)
+            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
 
 
 @open_windows.on_recover
@@ -116,15 +103,16 @@ async def register_recovered_windows() -> None:
     for user_id, raw in open_windows.items():
         window = decode_window(raw)
         if window:
-            runtime.pending_windows.opened(source_partition(window), user_id, window[0].arrived_ms)
+            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
 
 
 @app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
 async def tick_open_windows() -> None:
-    """Asks ingest, through the partition that owns the window, to flush windows that waited too long in a
-    partition with no messages to flush them on."""
-    quiet_ms = max(settings.window_max_wait_ms / 4.0, 20.0)
-    for user_id in runtime.pending_windows.take_quiet_due(now_ms(), settings.window_max_wait_ms, quiet_ms):
+    """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
+    now = now_ms()
+    due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
+    for user_id in due:
+        runtime.pending_windows.pop(user_id, None)
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 

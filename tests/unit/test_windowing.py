@@ -1,12 +1,5 @@
 from streams.events import BehaviorEvent
-from streams.windowing import (
-    PendingWindows,
-    WindowedEvent,
-    WindowPolicy,
-    decode_window,
-    encode_window,
-    source_partition,
-)
+from streams.windowing import WindowedEvent, WindowPolicy, decode_window, encode_window
 
 
 def windowed(kind: str, arrived: float, n: int = 0) -> WindowedEvent:
@@ -29,25 +22,3 @@ def test_window_round_trips() -> None:
     window = [windowed("view", 5.0), windowed("search", 6.0, 1)]
     assert decode_window(encode_window(window)) == window
     assert decode_window(None) == [] and decode_window(b"") == []
-
-
-def test_pending_windows_are_due_per_partition_oldest_first() -> None:
-    pending = PendingWindows()
-    pending.opened(0, "a", 0.0)
-    pending.opened(0, "b", 50.0)
-    pending.opened(0, "a", 40.0)  # a's window is still the one opened at 0
-    pending.opened(1, "c", 0.0)
-    assert pending.due(0, 120.0, 100.0) == ["a"]
-    assert pending.due(0, 150.0, 100.0) == ["a", "b"]
-    pending.closed(0, "a")
-    assert pending.due(0, 150.0, 100.0) == ["b"]
-    # partition 0 had a message at 150; partition 1 never did, so only its window needs a tick
-    assert pending.take_quiet_due(160.0, 100.0, quiet_ms=20.0) == ["c"]
-    assert pending.take_quiet_due(160.0, 100.0, quiet_ms=20.0) == []
-    assert pending.take_quiet_due(200.0, 100.0, quiet_ms=20.0) == ["b"]
-    assert pending.due(0, 200.0, 100.0) == []
-
-
-def test_a_window_names_its_source_partition() -> None:
-    assert source_partition([windowed("view", 0.0, 7)]) == 0
-    assert source_partition([WindowedEvent(BehaviorEvent("e", "u", "view", 1, "i1"), "my:topic:3:12", 0.0)]) == 3
