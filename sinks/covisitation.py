@@ -61,8 +61,7 @@ class NeighbourCounts:
         known = known[(weights[known] != 0.0) & (self.total[rows[known]] > 0.0)]
         anchor_rows = rows[known]
         sizes = self.size[anchor_rows]
-        block_offsets = np.repeat(self.start[anchor_rows] - (np.cumsum(sizes) - sizes), sizes)
-        slots = block_offsets + np.arange(int(sizes.sum()))
+        slots = _block_slots(self.start[anchor_rows], sizes)
         shares = np.repeat(weights[known] / self.total[anchor_rows], sizes)
         return np.repeat(known, sizes), self.columns[slots], self.values[slots] * shares
 
@@ -88,12 +87,19 @@ class NeighbourCounts:
         starts = np.cumsum(self.capacity) - self.capacity
         live = int(self.capacity.sum())
         length = max(2 * (live + extra), 1024)
-        sizes = self.size
-        source = np.repeat(self.start - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
-        target = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        source, target = _block_slots(self.start, self.size), _block_slots(starts, self.size)
         columns, values = np.zeros(length, dtype=np.int64), np.zeros(length, dtype=np.float64)
         columns[target], values[target] = self.columns[source], self.values[source]
         self.columns, self.values, self.start, self.used = columns, values, starts, live
+
+
+def _block_slots(starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The array positions of blocks given by their starts and sizes, block after block.
+
+    >>> _block_slots(np.array([10, 3, 7]), np.array([2, 0, 3])).tolist()
+    [10, 11, 7, 8, 9]
+    """
+    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
 class CoVisitation:

@@ -314,4 +314,3 @@ def _profiles(updates: Sequence[WeightUpdate]) -> torch.Tensor:
     """users × 3 × dim: each user's short-term, long-term and query vectors (the content factors' inputs)."""
     vectors = np.stack([vector for u in updates for vector in (u.short_term, u.long_term, u.query)])
     return torch.from_numpy(vectors.reshape(len(updates), 3, -1)).float()
-

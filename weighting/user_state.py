@@ -77,7 +77,8 @@ class UserState:
         if "applied" in header:  # written before fingerprints: the ids themselves
             applied = tuple(map(event_fingerprint, header["applied"]))
         else:
-            applied = tuple(np.frombuffer(body, dtype=np.int64, offset=16 * dim, count=header["n_applied"]).tolist())
+            fingerprints = np.frombuffer(body, dtype=np.int64, offset=vectors.nbytes, count=header["n_applied"])
+            applied = tuple(fingerprints.tolist())
         return cls(
             dim=dim, version=header["version"], n_events=header["n_events"], n_feedback=header["n_feedback"],
             last_ts=header["last_ts"], query_ts=header["query_ts"],
