@@ -1,13 +1,14 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
--> recommendations. Every table write happens in the context of a message of the key's own partition: ingest
-handles one message at a time; weigh takes batches and writes each user's state in the context of that user's
-last message in the batch (a user's messages all share one partition). encode and rank take batches.
+-> recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
+own partition: ingest and weigh write each user's window or state in the context of that user's last message in
+the batch (a user's messages all share one partition).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -17,7 +18,13 @@ from aiokafka import ConsumerRecord
 from faust.types import EventT
 
 from sinks.online_model import UserEvent
-from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
+from streams.agent_support import (
+    dead_letter_internal,
+    f16_vector,
+    in_batch_or_one_by_one,
+    now_ms,
+    send_dead_letter,
+)
 from streams.app import (
     app,
     encoded_topic,
@@ -33,7 +40,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowedEvent, decode_window, encode_window
+from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -53,32 +60,24 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
-async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
-    """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
-    RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
-    window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
-    twice is harmless (each user state ignores events it already applied)."""
-    delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
-    await delivery
-    if user_id in open_windows:
-        del open_windows[user_id]
-    runtime.pending_windows.pop(user_id, None)
-    runtime.metrics.window_flushes.inc()
+async def ingest_batch(events: Sequence[EventT]) -> None:
+    """Windows a batch of events (and tick messages) per user; sends the due windows and waits for the broker's
+    acks, then stores each changed user's window in the context of that user's last message.
 
-
-@app.agent(ingest_topic)
-async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
-    await runtime.catalogue_ready.wait()
-    policy = runtime.window_policy
-    async for event in stream.events():
+    A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
+    changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
+    events, whose offsets are already committed, if the worker died in between. A window sent twice is harmless
+    (each user state ignores events it already applied)."""
+    batch = WindowBatch(runtime.window_policy, lambda user_id: decode_window(open_windows.get(user_id)))
+    last_message: dict[str, EventT] = {}
+    for event in events:
         message = event.message
         arrived = now_ms()
         if message.topic == settings.ticks_topic:
             user_id = event.key.decode()
-            window = decode_window(open_windows.get(user_id))
-            if policy.is_due(window, arrived):
-                await flush_window(user_id, window)
+            with in_event_context(event):
+                batch.flush_if_due(user_id, arrived)
+            last_message[user_id] = event
             continue
         source = SourcePosition(message.topic, message.partition, message.offset)
         routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
@@ -88,13 +87,42 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
             continue
         parsed = routed.event
         runtime.metrics.events_in.labels(parsed.kind).inc()
-        window = decode_window(open_windows.get(parsed.user_id))
-        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
-        if policy.is_due(window, arrived):
-            await flush_window(parsed.user_id, window)
+        with in_event_context(event):
+            batch.add(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+        last_message[parsed.user_id] = event
+    deliveries = [await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+                  for user_id, window in batch.flushed]
+    await asyncio.gather(*deliveries)
+    runtime.metrics.window_flushes.inc(len(deliveries))
+    if not all(of_current_generation(app, event.message) for event in last_message.values()):
+        log.info("a rebalance began while %d events were windowed; they will be fetched again", len(events))
+        return
+    for user_id in batch.changed:
+        window = batch.windows[user_id]
+        with in_event_context(last_message[user_id]):
+            if window:
+                open_windows[user_id] = encode_window(window)
+            elif user_id in open_windows:
+                del open_windows[user_id]
+        if window:
+            runtime.pending_windows[user_id] = window[0].arrived_ms
         else:
-            open_windows[parsed.user_id] = encode_window(window)
-            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
+            runtime.pending_windows.pop(user_id, None)
+
+
+async def dead_letter_ingest(event: EventT, error: Exception) -> None:
+    await dead_letter_internal(event.value, event.key, error, event.message.topic)
+
+
+@app.agent(ingest_topic)
+async def ingest(stream):  # type: ignore[no-untyped-def]
+    """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time.
+    Messages buffered before a rebalance are left to be fetched again (see `weigh`)."""
+    await runtime.catalogue_ready.wait()
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        current = [event for event in events if of_current_generation(app, event.message)]
+        if current:
+            await in_batch_or_one_by_one(ingest_batch, current, dead_letter_ingest)
 
 
 @open_windows.on_recover
@@ -169,7 +197,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
 async def weigh(stream):  # type: ignore[no-untyped-def]
     """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
-    A batch that fails is retried one window at a time; a window that still fails is dead-lettered.
+    A batch that fails is applied one window at a time; a window that still fails is dead-lettered.
 
     Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
     messages of an earlier generation: those are left to be fetched again, as Faust's own iterator leaves them,
@@ -187,15 +215,11 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
         if not windows:
             continue
-        try:
-            await weigh_batch(windows)
-        except Exception:
-            log.warning("a batch of %d windows failed; applying them one at a time", len(windows))
-            for window in windows:
-                try:
-                    await weigh_batch([window])
-                except Exception as error:
-                    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
+        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
+
+
+async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
+    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
 
 
 @app.agent(weights_topic)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,6 +46,37 @@ class WindowPolicy:
             or window[-1].event.kind in STRONG_KINDS
             or now_ms - window[0].arrived_ms >= self.max_wait_ms
         )
+
+
+@dataclass
+class WindowBatch:
+    """One ingest batch's view of users' windows: each window is loaded once, events are appended in order, and a
+    due window is set aside for sending and replaced by an empty one. `changed` names the users whose stored window
+    must be rewritten (or deleted, when it ends empty) once the batch's flushes are acked."""
+
+    policy: WindowPolicy
+    load: Callable[[str], list[WindowedEvent]]
+    windows: dict[str, list[WindowedEvent]] = field(default_factory=dict)
+    flushed: list[tuple[str, list[WindowedEvent]]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+
+    def add(self, item: WindowedEvent) -> None:
+        user_id = item.event.user_id
+        self.window(user_id).append(item)
+        self.changed.add(user_id)
+        self.flush_if_due(user_id, item.arrived_ms)
+
+    def flush_if_due(self, user_id: str, now_ms: float) -> None:
+        window = self.window(user_id)
+        if self.policy.is_due(window, now_ms):
+            self.flushed.append((user_id, window))
+            self.windows[user_id] = []
+            self.changed.add(user_id)
+
+    def window(self, user_id: str) -> list[WindowedEvent]:
+        if user_id not in self.windows:
+            self.windows[user_id] = self.load(user_id)
+        return self.windows[user_id]
 
 
 def encode_window(window: list[WindowedEvent]) -> bytes:
