@@ -29,6 +29,7 @@ from streams.app import (
     app,
     encoded_topic,
     ingest_topic,
+    owned_stage_partitions,
     recommendations_topic,
     runtime,
     settings,
@@ -40,7 +41,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window
+from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -61,15 +62,17 @@ async def catalogue() -> None:
 
 
 async def ingest_batch(events: Sequence[EventT]) -> None:
-    """Windows a batch of events (and tick messages) per user; sends the due windows and waits for the broker's
-    acks, then stores each changed user's window in the context of that user's last message.
+    """Windows a batch of events per user and flushes, in the context of a message of their partition, the
+    windows that are due: by size or a strong event, by age (any open window of a partition in the batch), or on a
+    tick. Sends them and waits for the broker's acks, then stores each window it looked at in the context of that
+    user's last message here (or of a message of its partition).
 
     A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
     changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
     events, whose offsets are already committed, if the worker died in between. A window sent twice is harmless
     (each user state ignores events it already applied)."""
     batch = WindowBatch(runtime.window_policy, lambda user_id: decode_window(open_windows.get(user_id)))
-    last_message: dict[str, EventT] = {}
+    context: dict[str, EventT] = {}  # the message in whose context each user's window is read and written
     for event in events:
         message = event.message
         arrived = now_ms()
@@ -77,7 +80,7 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
             user_id = event.key.decode()
             with in_event_context(event):
                 batch.flush_if_due(user_id, arrived)
-            last_message[user_id] = event
+            context[user_id] = event
             continue
         source = SourcePosition(message.topic, message.partition, message.offset)
         routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
@@ -89,25 +92,39 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
         runtime.metrics.events_in.labels(parsed.kind).inc()
         with in_event_context(event):
             batch.add(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
-        last_message[parsed.user_id] = event
+        context[parsed.user_id] = event
+    flush_aged_windows(batch, {event.message.partition: event for event in events}, context)
     deliveries = [await windows_topic.send(key=user_id.encode(), value=encode_window(window))
                   for user_id, window in batch.flushed]
     await asyncio.gather(*deliveries)
     runtime.metrics.window_flushes.inc(len(deliveries))
-    if not all(of_current_generation(app, event.message) for event in last_message.values()):
+    if not all(of_current_generation(app, event.message) for event in context.values()):
         log.info("a rebalance began while %d events were windowed; they will be fetched again", len(events))
         return
-    for user_id in batch.changed:
-        window = batch.windows[user_id]
-        with in_event_context(last_message[user_id]):
-            if window:
-                open_windows[user_id] = encode_window(window)
-            elif user_id in open_windows:
-                del open_windows[user_id]
+    for user_id, window in batch.windows.items():
+        partition = context[user_id].message.partition
+        if user_id in batch.changed:
+            with in_event_context(context[user_id]):
+                if window:
+                    open_windows[user_id] = encode_window(window)
+                elif user_id in open_windows:
+                    del open_windows[user_id]
         if window:
-            runtime.pending_windows[user_id] = window[0].arrived_ms
+            runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms + settings.window_max_wait_ms)
         else:
-            runtime.pending_windows.pop(user_id, None)
+            runtime.pending_windows.closed(partition, user_id)
+
+
+def flush_aged_windows(batch: WindowBatch, by_partition: Mapping[int, EventT], context: dict[str, EventT]) -> None:
+    """Flushes the windows that waited long enough on each partition the batch has a message of, in the context
+    of that message (a window's table partition is its input partition)."""
+    now = now_ms()
+    for partition, event in by_partition.items():
+        for user_id in runtime.pending_windows.due(partition, now):
+            if user_id not in context:
+                context[user_id] = event
+                with in_event_context(event):
+                    batch.flush_if_due(user_id, now)
 
 
 async def dead_letter_ingest(event: EventT, error: Exception) -> None:
@@ -131,16 +148,17 @@ async def register_recovered_windows() -> None:
     for user_id, raw in open_windows.items():
         window = decode_window(raw)
         if window:
-            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
+            runtime.pending_windows.opened(source_partition(window), user_id,
+                                           window[0].arrived_ms + settings.window_max_wait_ms)
 
 
-@app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
+@app.timer(interval=max(settings.window_max_wait_ms / 4000.0, 0.02))
 async def tick_open_windows() -> None:
-    """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
-    now = now_ms()
-    due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
-    for user_id in due:
-        runtime.pending_windows.pop(user_id, None)
+    """Asks ingest, through the partition that owns the window, to flush windows that waited too long on a
+    partition with no message to flush them on; asks again until ingest stores the window flushed."""
+    owned = {tp.partition for tp in owned_stage_partitions() if tp.topic == settings.ticks_topic}
+    grace_ms = max(settings.window_max_wait_ms / 4.0, 20.0)
+    for user_id in runtime.pending_windows.to_tick(now_ms(), grace_ms, owned):
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 

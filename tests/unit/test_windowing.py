@@ -1,5 +1,5 @@
 from streams.events import BehaviorEvent
-from streams.windowing import WindowBatch, WindowedEvent, WindowPolicy, decode_window, encode_window
+from streams.windowing import PendingWindows, WindowBatch, WindowedEvent, WindowPolicy, decode_window, encode_window
 
 
 def windowed(kind: str, arrived: float, n: int = 0, user: str = "u1") -> WindowedEvent:
@@ -46,3 +46,19 @@ def test_a_batch_loads_each_window_once_and_sets_due_windows_aside_in_order() ->
         ("u1", ["e0", "e1", "e2"]), ("u2", ["e10"])]
     assert [item.event.event_id for item in batch.windows["u1"]] == ["e3"]
     assert batch.windows["u2"] == [] and batch.changed == {"u1", "u2"}
+
+
+def test_pending_windows_are_due_per_partition_and_ticks_are_re_armed_until_closed() -> None:
+    pending = PendingWindows()
+    pending.opened(0, "u1", due_ms=100)
+    pending.opened(0, "u2", due_ms=300)
+    pending.opened(1, "u3", due_ms=100)
+    assert pending.due(0, 150) == ["u1"] and pending.due(1, 150) == ["u3"] and pending.due(2, 150) == []
+    assert pending.to_tick(140, grace_ms=50, owned={0, 1}) == []
+    assert sorted(pending.to_tick(150, grace_ms=50, owned={0, 1})) == ["u1", "u3"]
+    assert pending.to_tick(180, grace_ms=50, owned={0, 1}) == []  # asked at 150: asked again at 200
+    assert sorted(pending.to_tick(200, grace_ms=50, owned={0, 1})) == ["u1", "u3"]
+    pending.closed(0, "u1")
+    assert pending.to_tick(250, grace_ms=50, owned=set()) == ["u3"]  # no assignment known: nothing forgotten
+    assert pending.to_tick(400, grace_ms=50, owned={0}) == ["u2"]  # partition 1 went to another worker
+    assert pending.due(1, 1000) == []
