@@ -41,7 +41,15 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
+from streams.windowing import (
+    WindowBatch,
+    WindowedEvent,
+    chunks_of_events,
+    decode_window,
+    encode_window,
+    encode_windows,
+    source_partition,
+)
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -64,8 +72,9 @@ async def catalogue() -> None:
 async def ingest_batch(events: Sequence[EventT]) -> None:
     """Windows a batch of events per user and flushes, in the context of a message of their partition, the
     windows that are due: by size or a strong event, by age (any open window of a partition in the batch), or on a
-    tick. Sends them and waits for the broker's acks, then stores each window it looked at in the context of that
-    user's last message here (or of a message of its partition).
+    tick. Sends them, one windows-topic record per partition (the same partition, where the users' states live),
+    and waits for the broker's acks; then stores each window it looked at in the context of that user's last
+    message here (or of a message of its partition).
 
     A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
     changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
@@ -94,10 +103,14 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
             batch.add(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
         context[parsed.user_id] = event
     flush_aged_windows(batch, {event.message.partition: event for event in events}, context)
-    deliveries = [await windows_topic.send(key=user_id.encode(), value=encode_window(window))
-                  for user_id, window in batch.flushed]
+    flushed: dict[int, list[list[WindowedEvent]]] = {}
+    for user_id, window in batch.flushed:
+        flushed.setdefault(context[user_id].message.partition, []).append(window)
+    deliveries = [await windows_topic.send(key=str(partition).encode(), value=encode_windows(chunk),
+                                           partition=partition)
+                  for partition, windows in flushed.items() for chunk in chunks_of_events(windows)]
     await asyncio.gather(*deliveries)
-    runtime.metrics.window_flushes.inc(len(deliveries))
+    runtime.metrics.window_flushes.inc(len(batch.flushed))
     if not all(of_current_generation(app, event.message) for event in context.values()):
         log.info("a rebalance began while %d events were windowed; they will be fetched again", len(events))
         return
@@ -213,7 +226,8 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
+    """Updates users' states from batches of encoded windows (each record holds the windows of one partition's
+    users: their states' partition) and emits their WeightUpdates. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
     A batch that fails is applied one window at a time; a window that still fails is dead-lettered.
 
@@ -228,16 +242,17 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 continue  # buffered before a rebalance: fetched again from the committed offset
             try:
                 payload = orjson.loads(event.value)
-                windows.append((event, payload["events"][0]["user_id"], payload))
+                windows.extend((event, window[0]["user_id"], {"events": window, "queries": payload["queries"]})
+                               for window in payload["windows"])
             except Exception as error:
                 await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
-        if not windows:
-            continue
-        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
+        if windows:
+            await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
 
 
 async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
+    _, user_id, payload = window
+    await dead_letter_internal(orjson.dumps(payload), user_id.encode(), error, settings.encoded_topic)
 
 
 @app.agent(weights_topic)

@@ -146,9 +146,10 @@ class PipelineRun:
     def where_events_stopped(self, users: Iterable[str]) -> dict[str, dict[str, list[str]]]:
         """For each user, the produced event ids that never reached the windows topic, and those that never
         reached the encoded topic: the stage where a lost event was dropped."""
-        in_windows = {e["event_id"] for window in self.read_all(self.settings.windows_topic) for e in window}
+        in_windows = {e["event_id"] for record in self.read_all(self.settings.windows_topic)
+                      for window in record for e in window}
         in_encoded = {e["event_id"] for payload in self.read_all(self.settings.encoded_topic)
-                      for e in payload["events"]}
+                      for window in payload["windows"] for e in window}
         return {
             user: {"not windowed": [e for e in self.event_ids.get(user, []) if e not in in_windows],
                    "not encoded": [e for e in self.event_ids.get(user, []) if e not in in_encoded]}

@@ -82,7 +82,7 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
     assert dead.await_count == 1
     assert orjson.loads(dead.await_args.kwargs["value"])["reason"].startswith("malformed JSON")
     assert windows.await_count == 1
-    flushed = orjson.loads(windows.await_args.kwargs["value"])
+    [flushed] = orjson.loads(windows.await_args.kwargs["value"])
     assert [e["event_id"] for e in flushed] == ["u1-0", "u1-1"]
 
 
@@ -115,9 +115,10 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
     window = [{"event_id": "u1-0", "user_id": "u1", "kind": "search", "ts": 1, "query": "jazz records",
                "source": "t:0:0", "arrived_ms": 1.0}]
     async with encode_agent.encode.test_context() as agent:
-        await agent.put(orjson.dumps(window), key=b"u1")
+        await agent.put(orjson.dumps([window]), key=b"0", partition=0)
         await asyncio.sleep(0.2)
     payload = orjson.loads(encoded.await_args.kwargs["value"])
+    assert payload["windows"] == [window] and encoded.await_args.kwargs["partition"] == 0
     vector = agent_support.f16_vector(payload["queries"]["u1-0"])
     assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
 
@@ -130,7 +131,7 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
                "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
     redelivered = window + window
     async with agents.weigh.test_context() as agent:
-        await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
+        await agent.put(orjson.dumps({"windows": [redelivered], "queries": {}}), key=b"0")
         await asyncio.sleep(0.3)
     updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
     assert [u.version for u in updates] == [3]
@@ -147,10 +148,10 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
     def window(user: str, item: str, first: int, count: int) -> bytes:
         events = [{"event_id": f"{user}-{n}", "user_id": user, "kind": "view", "ts": 1000 + n, "item_id": f"{item}-{n}",
                    "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(first, first + count)]
-        return orjson.dumps({"events": events, "queries": {}})
+        return orjson.dumps({"windows": [events], "queries": {}})
 
     unknown_kind = orjson.loads(window("u7", "jazz", 0, 1))
-    unknown_kind["events"][0]["kind"] = "teleport"
+    unknown_kind["windows"][0][0]["kind"] = "teleport"
     async with agents.weigh.test_context() as agent:
         for raw, key in [(window("u5", "jazz", 0, 2), b"u5"), (window("u6", "hiking", 0, 1), b"u6"),
                          (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
