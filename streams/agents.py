@@ -1,7 +1,7 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
--> recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
+ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh (and rank) -> weights
+and recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
 own partition: ingest and weigh write each user's window or state in the context of that user's last message in
 the batch (a user's messages all share one partition).
 """
@@ -205,7 +205,8 @@ def apply_windows(
 
 async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
     """Applies a batch of windows in one hop to the encoder thread, then writes each user's state in the context
-    of that user's last message (its partition's store and changelog) and sends one WeightUpdate per user."""
+    of that user's last message (its partition's store and changelog), sends one WeightUpdate per user to the
+    weights topic (an output: the weights each user has), and ranks those users."""
     last_message = {user_id: event for event, user_id, _ in windows}
     raw_states = {}
     for user_id, event in last_message.items():
@@ -222,12 +223,13 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
         await weights_topic.send(key=user_id.encode(), value=update.to_json())
     runtime.metrics.events_applied.inc(applied)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
+    await rank(list(updates.values()))
 
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
     """Updates users' states from batches of encoded windows (each record holds the windows of one partition's
-    users: their states' partition) and emits their WeightUpdates. Faust acks a batch's
+    users: their states' partition), emits their WeightUpdates and writes their recommendations. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
     A batch that fails is applied one window at a time; a window that still fails is dead-lettered.
 
@@ -255,25 +257,17 @@ async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception)
     await dead_letter_internal(orjson.dumps(payload), user_id.encode(), error, settings.encoded_topic)
 
 
-@app.agent(weights_topic)
-async def rank(stream):  # type: ignore[no-untyped-def]
-    """Scores the catalogue for a batch of users at once and writes their top-k lists."""
-    await runtime.catalogue_ready.wait()
-    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-        latest: dict[str, WeightUpdate] = {}
-        for raw in batch:
-            update = WeightUpdate.from_json(raw)
-            if update.user_id not in latest or latest[update.user_id].version <= update.version:
-                latest[update.user_id] = update
-        try:
-            recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
-                                                              settings.top_k)
-        except Exception as error:
-            for raw in batch:
-                await dead_letter_internal(raw, None, error, settings.weights_topic)
-            continue
-        for recommendation, update in zip(recommendations, latest.values(), strict=True):
-            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
-            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
-            runtime.metrics.recommended([record["latency_ms"]])
-            runtime.live_view.record(record)
+async def rank(updates: list[WeightUpdate]) -> None:
+    """Scores the catalogue for a batch of users at once and writes their top-k lists; when ranking fails, the
+    users' WeightUpdates are dead-lettered with the reason."""
+    try:
+        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, updates, settings.top_k)
+    except Exception as error:
+        for update in updates:
+            await dead_letter_internal(update.to_json(), update.user_id.encode(), error, settings.weights_topic)
+        return
+    for recommendation, update in zip(recommendations, updates, strict=True):
+        record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
+        await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
+        runtime.metrics.recommended([record["latency_ms"]])
+        runtime.live_view.record(record)

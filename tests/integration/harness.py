@@ -123,8 +123,7 @@ class PipelineRun:
         try:
             committed = admin.list_group_offsets(self.settings.app_id)[self.settings.app_id]
             lag = {}
-            inputs = (*self.settings.behaviour_topics, self.settings.windows_topic, self.settings.encoded_topic,
-                      self.settings.weights_topic)
+            inputs = (*self.settings.behaviour_topics, self.settings.windows_topic, self.settings.encoded_topic)
             for topic in inputs:
                 partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
                 ends = consumer.end_offsets(partitions)

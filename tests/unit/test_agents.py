@@ -127,6 +127,7 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
 async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights = AsyncMock()
     monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
                "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
     redelivered = window + window
@@ -143,6 +144,7 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
 async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
 
     def window(user: str, item: str, first: int, count: int) -> bytes:
@@ -167,19 +169,17 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
 
 @pytest.mark.asyncio
-async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_weigh_ranks_the_users_it_updated(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(agents.weights_topic, "send", AsyncMock())
     recommendations = AsyncMock()
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
-    model = worker_runtime.model
-    state = model.new_state()
-    from weighting.user_update import ProfileEvent
-
-    state = model.learn("u3", state, ProfileEvent("u3-0", "purchase", 1, "cooking-0"))
-    update = model.weight_update("u3", state, 1)
-    async with agents.rank.test_context() as agent:
-        await agent.put(update.to_json(), key=b"u3")
-        await asyncio.sleep(0.2)
-    rec = orjson.loads(recommendations.await_args.kwargs["value"])
+    window = [{"event_id": "u3-0", "user_id": "u3", "kind": "purchase", "ts": 1, "item_id": "cooking-0",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with agents.weigh.test_context() as agent:
+        await agent.put(orjson.dumps({"windows": [window], "queries": {}}), key=b"0")
+        await asyncio.sleep(0.3)
+    [call] = recommendations.await_args_list
+    rec = orjson.loads(call.kwargs["value"])
     ids = [item["item_id"] for item in rec["items"]]
-    assert len(ids) == 10 and "cooking-0" not in ids
+    assert rec["user_id"] == "u3" and len(ids) == 10 and "cooking-0" not in ids
     assert set(ids[:2]) == {"cooking-1", "cooking-2"}
