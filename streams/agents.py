@@ -1,7 +1,7 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh (and rank) -> weights
-and recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
+ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
+-> recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
 own partition: ingest and weigh write each user's window or state in the context of that user's last message in
 the batch (a user's messages all share one partition).
 """
@@ -41,15 +41,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import (
-    WindowBatch,
-    WindowedEvent,
-    chunks_of_events,
-    decode_window,
-    encode_window,
-    encode_windows,
-    source_partition,
-)
+from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -72,9 +64,8 @@ async def catalogue() -> None:
 async def ingest_batch(events: Sequence[EventT]) -> None:
     """Windows a batch of events per user and flushes, in the context of a message of their partition, the
     windows that are due: by size or a strong event, by age (any open window of a partition in the batch), or on a
-    tick. Sends them, one windows-topic record per partition (the same partition, where the users' states live),
-    and waits for the broker's acks; then stores each window it looked at in the context of that user's last
-    message here (or of a message of its partition).
+    tick. Sends them and waits for the broker's acks, then stores each window it looked at in the context of that
+    user's last message here (or of a message of its partition).
 
     A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
     changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
@@ -103,14 +94,10 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
             batch.add(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
         context[parsed.user_id] = event
     flush_aged_windows(batch, {event.message.partition: event for event in events}, context)
-    flushed: dict[int, list[list[WindowedEvent]]] = {}
-    for user_id, window in batch.flushed:
-        flushed.setdefault(context[user_id].message.partition, []).append(window)
-    deliveries = [await windows_topic.send(key=str(partition).encode(), value=encode_windows(chunk),
-                                           partition=partition)
-                  for partition, windows in flushed.items() for chunk in chunks_of_events(windows)]
+    deliveries = [await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+                  for user_id, window in batch.flushed]
     await asyncio.gather(*deliveries)
-    runtime.metrics.window_flushes.inc(len(batch.flushed))
+    runtime.metrics.window_flushes.inc(len(deliveries))
     if not all(of_current_generation(app, event.message) for event in context.values()):
         log.info("a rebalance began while %d events were windowed; they will be fetched again", len(events))
         return
@@ -205,8 +192,7 @@ def apply_windows(
 
 async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
     """Applies a batch of windows in one hop to the encoder thread, then writes each user's state in the context
-    of that user's last message (its partition's store and changelog), sends one WeightUpdate per user to the
-    weights topic (an output: the weights each user has), and ranks those users."""
+    of that user's last message (its partition's store and changelog) and sends one WeightUpdate per user."""
     last_message = {user_id: event for event, user_id, _ in windows}
     raw_states = {}
     for user_id, event in last_message.items():
@@ -223,13 +209,11 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
         await weights_topic.send(key=user_id.encode(), value=update.to_json())
     runtime.metrics.events_applied.inc(applied)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
-    await rank(list(updates.values()))
 
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Updates users' states from batches of encoded windows (each record holds the windows of one partition's
-    users: their states' partition), emits their WeightUpdates and writes their recommendations. Faust acks a batch's
+    """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
     A batch that fails is applied one window at a time; a window that still fails is dead-lettered.
 
@@ -244,30 +228,37 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 continue  # buffered before a rebalance: fetched again from the committed offset
             try:
                 payload = orjson.loads(event.value)
-                windows.extend((event, window[0]["user_id"], {"events": window, "queries": payload["queries"]})
-                               for window in payload["windows"])
+                windows.append((event, payload["events"][0]["user_id"], payload))
             except Exception as error:
                 await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
-        if windows:
-            await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
+        if not windows:
+            continue
+        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
 
 
 async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    _, user_id, payload = window
-    await dead_letter_internal(orjson.dumps(payload), user_id.encode(), error, settings.encoded_topic)
+    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
 
 
-async def rank(updates: list[WeightUpdate]) -> None:
-    """Scores the catalogue for a batch of users at once and writes their top-k lists; when ranking fails, the
-    users' WeightUpdates are dead-lettered with the reason."""
-    try:
-        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, updates, settings.top_k)
-    except Exception as error:
-        for update in updates:
-            await dead_letter_internal(update.to_json(), update.user_id.encode(), error, settings.weights_topic)
-        return
-    for recommendation, update in zip(recommendations, updates, strict=True):
-        record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
-        await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
-        runtime.metrics.recommended([record["latency_ms"]])
-        runtime.live_view.record(record)
+@app.agent(weights_topic)
+async def rank(stream):  # type: ignore[no-untyped-def]
+    """Scores the catalogue for a batch of users at once and writes their top-k lists."""
+    await runtime.catalogue_ready.wait()
+    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
+        latest: dict[str, WeightUpdate] = {}
+        for raw in batch:
+            update = WeightUpdate.from_json(raw)
+            if update.user_id not in latest or latest[update.user_id].version <= update.version:
+                latest[update.user_id] = update
+        try:
+            recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
+                                                              settings.top_k)
+        except Exception as error:
+            for raw in batch:
+                await dead_letter_internal(raw, None, error, settings.weights_topic)
+            continue
+        for recommendation, update in zip(recommendations, latest.values(), strict=True):
+            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
+            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
+            runtime.metrics.recommended([record["latency_ms"]])
+            runtime.live_view.record(record)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from streams.events import STRONG_KINDS, BehaviorEvent
-
-RECORD_EVENTS = 128
-"""Most events per windows or encoded record: with a query vector each, about 170 KB, far below Kafka's default
-1 MB record limit."""
-Window = TypeVar("Window", bound=Sequence[Any])
 
 
 @dataclass(frozen=True)
@@ -128,30 +123,7 @@ def encode_window(window: list[WindowedEvent]) -> bytes:
     return orjson.dumps([item.to_dict() for item in window])
 
 
-def encode_windows(windows: list[list[WindowedEvent]]) -> bytes:
-    """The wire form of a windows-topic record: the windows one ingest batch flushed on one partition."""
-    return orjson.dumps([[item.to_dict() for item in window] for window in windows])
-
-
 def decode_window(raw: bytes | None) -> list[WindowedEvent]:
     if not raw:
         return []
     return [WindowedEvent.from_dict(data) for data in orjson.loads(raw)]
-
-
-def chunks_of_events(windows: Sequence[Window], most: int = RECORD_EVENTS) -> Iterator[list[Window]]:
-    """Consecutive runs of whole windows holding at most `most` events each (a larger window alone is one run).
-
-    >>> [len(chunk) for chunk in chunks_of_events([[1, 2], [3], [4, 5, 6], [7]], 3)]
-    [2, 1, 1]
-    """
-    chunk: list[Window] = []
-    size = 0
-    for window in windows:
-        if chunk and size + len(window) > most:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(window)
-        size += len(window)
-    if chunk:
-        yield chunk

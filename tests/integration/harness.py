@@ -123,7 +123,8 @@ class PipelineRun:
         try:
             committed = admin.list_group_offsets(self.settings.app_id)[self.settings.app_id]
             lag = {}
-            inputs = (*self.settings.behaviour_topics, self.settings.windows_topic, self.settings.encoded_topic)
+            inputs = (*self.settings.behaviour_topics, self.settings.windows_topic, self.settings.encoded_topic,
+                      self.settings.weights_topic)
             for topic in inputs:
                 partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
                 ends = consumer.end_offsets(partitions)
@@ -145,10 +146,9 @@ class PipelineRun:
     def where_events_stopped(self, users: Iterable[str]) -> dict[str, dict[str, list[str]]]:
         """For each user, the produced event ids that never reached the windows topic, and those that never
         reached the encoded topic: the stage where a lost event was dropped."""
-        in_windows = {e["event_id"] for record in self.read_all(self.settings.windows_topic)
-                      for window in record for e in window}
+        in_windows = {e["event_id"] for window in self.read_all(self.settings.windows_topic) for e in window}
         in_encoded = {e["event_id"] for payload in self.read_all(self.settings.encoded_topic)
-                      for window in payload["windows"] for e in window}
+                      for e in payload["events"]}
         return {
             user: {"not windowed": [e for e in self.event_ids.get(user, []) if e not in in_windows],
                    "not encoded": [e for e in self.event_ids.get(user, []) if e not in in_encoded]}

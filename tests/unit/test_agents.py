@@ -82,7 +82,7 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
     assert dead.await_count == 1
     assert orjson.loads(dead.await_args.kwargs["value"])["reason"].startswith("malformed JSON")
     assert windows.await_count == 1
-    [flushed] = orjson.loads(windows.await_args.kwargs["value"])
+    flushed = orjson.loads(windows.await_args.kwargs["value"])
     assert [e["event_id"] for e in flushed] == ["u1-0", "u1-1"]
 
 
@@ -115,10 +115,9 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
     window = [{"event_id": "u1-0", "user_id": "u1", "kind": "search", "ts": 1, "query": "jazz records",
                "source": "t:0:0", "arrived_ms": 1.0}]
     async with encode_agent.encode.test_context() as agent:
-        await agent.put(orjson.dumps([window]), key=b"0", partition=0)
+        await agent.put(orjson.dumps(window), key=b"u1")
         await asyncio.sleep(0.2)
     payload = orjson.loads(encoded.await_args.kwargs["value"])
-    assert payload["windows"] == [window] and encoded.await_args.kwargs["partition"] == 0
     vector = agent_support.f16_vector(payload["queries"]["u1-0"])
     assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
 
@@ -127,12 +126,11 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
 async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights = AsyncMock()
     monkeypatch.setattr(agents.weights_topic, "send", weights)
-    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
                "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
     redelivered = window + window
     async with agents.weigh.test_context() as agent:
-        await agent.put(orjson.dumps({"windows": [redelivered], "queries": {}}), key=b"0")
+        await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
         await asyncio.sleep(0.3)
     updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
     assert [u.version for u in updates] == [3]
@@ -144,16 +142,15 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
 async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.weights_topic, "send", weights)
-    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
 
     def window(user: str, item: str, first: int, count: int) -> bytes:
         events = [{"event_id": f"{user}-{n}", "user_id": user, "kind": "view", "ts": 1000 + n, "item_id": f"{item}-{n}",
                    "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(first, first + count)]
-        return orjson.dumps({"windows": [events], "queries": {}})
+        return orjson.dumps({"events": events, "queries": {}})
 
     unknown_kind = orjson.loads(window("u7", "jazz", 0, 1))
-    unknown_kind["windows"][0][0]["kind"] = "teleport"
+    unknown_kind["events"][0]["kind"] = "teleport"
     async with agents.weigh.test_context() as agent:
         for raw, key in [(window("u5", "jazz", 0, 2), b"u5"), (window("u6", "hiking", 0, 1), b"u6"),
                          (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
@@ -169,17 +166,19 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
 
 @pytest.mark.asyncio
-async def test_weigh_ranks_the_users_it_updated(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(agents.weights_topic, "send", AsyncMock())
+async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     recommendations = AsyncMock()
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
-    window = [{"event_id": "u3-0", "user_id": "u3", "kind": "purchase", "ts": 1, "item_id": "cooking-0",
-               "source": "t:0:0", "arrived_ms": 1.0}]
-    async with agents.weigh.test_context() as agent:
-        await agent.put(orjson.dumps({"windows": [window], "queries": {}}), key=b"0")
-        await asyncio.sleep(0.3)
-    [call] = recommendations.await_args_list
-    rec = orjson.loads(call.kwargs["value"])
+    model = worker_runtime.model
+    state = model.new_state()
+    from weighting.user_update import ProfileEvent
+
+    state = model.learn("u3", state, ProfileEvent("u3-0", "purchase", 1, "cooking-0"))
+    update = model.weight_update("u3", state, 1)
+    async with agents.rank.test_context() as agent:
+        await agent.put(update.to_json(), key=b"u3")
+        await asyncio.sleep(0.2)
+    rec = orjson.loads(recommendations.await_args.kwargs["value"])
     ids = [item["item_id"] for item in rec["items"]]
-    assert rec["user_id"] == "u3" and len(ids) == 10 and "cooking-0" not in ids
+    assert len(ids) == 10 and "cooking-0" not in ids
     assert set(ids[:2]) == {"cooking-1", "cooking-2"}
