@@ -29,10 +29,9 @@ async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source
     await delivery
 
 
-async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, topic: str) -> None:
+async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, source: SourcePosition) -> None:
     """A message a stage failed on goes to the dead-letter topic (never silently dropped) and is counted."""
-    log.exception("stage failed on a message from %s", topic)
-    source = SourcePosition(topic, -1, -1)
+    log.exception("stage failed on a message from %s[%s]@%s", source.topic, source.partition, source.offset)
     reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
 

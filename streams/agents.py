@@ -51,7 +51,7 @@ user_states = app.Table("user-states", key_type=str, value_type=bytes, partition
 
 
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
-    source = SourcePosition(record.topic, record.partition, record.offset)
+    source = SourcePosition.of(record)
     await send_dead_letter(reason, dead_letter_record(record.value, record.key, reason, source, int(now_ms())),
                            record.key, source)
 
@@ -82,7 +82,7 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
                 batch.flush_if_due(user_id, arrived)
             context[user_id] = event
             continue
-        source = SourcePosition(message.topic, message.partition, message.offset)
+        source = SourcePosition.of(message)
         routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
                              catalogue=runtime.model.catalogue)
         if isinstance(routed, Rejected):
@@ -128,7 +128,7 @@ def flush_aged_windows(batch: WindowBatch, by_partition: Mapping[int, EventT], c
 
 
 async def dead_letter_ingest(event: EventT, error: Exception) -> None:
-    await dead_letter_internal(event.value, event.key, error, event.message.topic)
+    await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
 
 
 @app.agent(ingest_topic)
@@ -230,14 +230,14 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 payload = orjson.loads(event.value)
                 windows.append((event, payload["events"][0]["user_id"], payload))
             except Exception as error:
-                await dead_letter_internal(event.value, event.key, error, settings.encoded_topic)
+                await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
         if not windows:
             continue
         await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
 
 
 async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    await dead_letter_internal(window[0].value, window[0].key, error, settings.encoded_topic)
+    await dead_letter_internal(window[0].value, window[0].key, error, SourcePosition.of(window[0].message))
 
 
 @app.agent(weights_topic)
@@ -255,7 +255,7 @@ async def rank(stream):  # type: ignore[no-untyped-def]
                                                               settings.top_k)
         except Exception as error:
             for raw in batch:
-                await dead_letter_internal(raw, None, error, settings.weights_topic)
+                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.weights_topic))
             continue
         for recommendation, update in zip(recommendations, latest.values(), strict=True):
             record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()

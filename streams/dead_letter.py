@@ -17,6 +17,16 @@ class SourcePosition:
     partition: int
     offset: int
 
+    @classmethod
+    def of(cls, message: Any) -> SourcePosition:
+        """The position of a consumed message (a Faust `Message` or an aiokafka `ConsumerRecord`)."""
+        return cls(message.topic, message.partition, message.offset)
+
+    @classmethod
+    def unknown(cls, topic: str) -> SourcePosition:
+        """A record of `topic` whose partition and offset a batch no longer carries (partition and offset −1)."""
+        return cls(topic, -1, -1)
+
 
 def dead_letter_record(
     value: bytes | None, key: bytes | None, reason: str, source: SourcePosition, now_ms: int

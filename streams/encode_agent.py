@@ -13,6 +13,7 @@ import orjson
 from encoders.cached_encoding import encode_queries
 from streams.agent_support import dead_letter_internal, f16_text
 from streams.app import app, encoded_topic, runtime, settings, windows_topic
+from streams.dead_letter import SourcePosition
 
 
 def timed_query_encoding(queries: list[str]) -> np.ndarray:
@@ -32,7 +33,7 @@ async def encode(stream):  # type: ignore[no-untyped-def]
             vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches])
         except Exception as error:
             for raw in batch:
-                await dead_letter_internal(raw, None, error, settings.windows_topic)
+                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
             continue
         by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
         for window in windows:

@@ -88,6 +88,8 @@ def test_state_recovers_from_changelog_and_survives_a_broker_restart(kafka_boots
             start(LocalBroker())
         run.produce(second[len(second) // 2 :])
         after = run.applied_counts(timeout_s=300)
+        lost = {u: (n, after.get(u)) for u, n in run.produced.items() if after.get(u) != n}
+        stopped = run.where_events_stopped(list(lost)[:5]) if lost else {}
     finally:
         run.stop()
-    assert after == run.produced, {u: (n, after.get(u)) for u, n in run.produced.items() if after.get(u) != n}
+    assert not lost, f"{len(lost)} users (produced, applied): {list(lost.items())[:5]}; where they stopped: {stopped}"

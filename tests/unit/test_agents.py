@@ -163,6 +163,8 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
     [dead_call] = dead.await_args_list
     dead_letter = orjson.loads(dead_call.kwargs["value"])
     assert dead_letter["reason"].startswith("internal error: AttributeError") and "teleport" in dead_letter["reason"]
+    source = (dead_letter["topic"], dead_letter["partition"], dead_letter["offset"])
+    assert source == (agents.settings.encoded_topic, 0, 2)  # the third message put, where it was read
 
 
 @pytest.mark.asyncio
