@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 import numpy as np
 
@@ -14,7 +12,6 @@ from streams.app import dead_letter_topic, runtime
 from streams.dead_letter import SourcePosition, dead_letter_record
 
 log = logging.getLogger(__name__)
-Item = TypeVar("Item")
 
 
 def now_ms() -> float:
@@ -34,21 +31,6 @@ async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, 
     log.exception("stage failed on a message from %s[%s]@%s", source.topic, source.partition, source.offset)
     reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
-
-
-async def in_batch_or_one_by_one(step: Callable[[Sequence[Item]], Awaitable[None]], items: Sequence[Item],
-                                 dead_letter: Callable[[Item, Exception], Awaitable[None]]) -> None:
-    """Runs `step` over the batch; when it fails, over each item alone, and dead-letters an item that still fails.
-    (Faust acks a batch taken with `take_events` however its step ends, so a failure must not escape.)"""
-    try:
-        await step(items)
-    except Exception:
-        log.warning("a batch of %d failed; applying its items one at a time", len(items))
-        for item in items:
-            try:
-                await step([item])
-            except Exception as error:
-                await dead_letter(item, error)
 
 
 def f16_text(vector: np.ndarray) -> str:

@@ -1,14 +1,13 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
--> recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
-own partition: ingest and weigh write each user's window or state in the context of that user's last message in
-the batch (a user's messages all share one partition).
+-> recommendations. Every table write happens in the context of a message of the key's own partition: ingest
+handles one message at a time; weigh takes batches and writes each user's state in the context of that user's
+last message in the batch (a user's messages all share one partition). encode and rank take batches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -18,18 +17,11 @@ from aiokafka import ConsumerRecord
 from faust.types import EventT
 
 from sinks.online_model import UserEvent
-from streams.agent_support import (
-    dead_letter_internal,
-    f16_vector,
-    in_batch_or_one_by_one,
-    now_ms,
-    send_dead_letter,
-)
+from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
 from streams.app import (
     app,
     encoded_topic,
     ingest_topic,
-    owned_stage_partitions,
     recommendations_topic,
     runtime,
     settings,
@@ -41,7 +33,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
+from streams.windowing import WindowedEvent, decode_window, encode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -61,26 +53,32 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
-async def ingest_batch(events: Sequence[EventT]) -> None:
-    """Windows a batch of events per user and flushes, in the context of a message of their partition, the
-    windows that are due: by size or a strong event, by age (any open window of a partition in the batch), or on a
-    tick. Sends them and waits for the broker's acks, then stores each window it looked at in the context of that
-    user's last message here (or of a message of its partition).
+async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
+    """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
+    RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
+    window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
+    twice is harmless (each user state ignores events it already applied)."""
+    delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+    await delivery
+    if user_id in open_windows:
+        del open_windows[user_id]
+    runtime.pending_windows.pop(user_id, None)
+    runtime.metrics.window_flushes.inc()
 
-    A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
-    changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
-    events, whose offsets are already committed, if the worker died in between. A window sent twice is harmless
-    (each user state ignores events it already applied)."""
-    batch = WindowBatch(runtime.window_policy, lambda user_id: decode_window(open_windows.get(user_id)))
-    context: dict[str, EventT] = {}  # the message in whose context each user's window is read and written
-    for event in events:
+
+@app.agent(ingest_topic)
+async def ingest(stream):  # type: ignore[no-untyped-def]
+    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
+    await runtime.catalogue_ready.wait()
+    policy = runtime.window_policy
+    async for event in stream.events():
         message = event.message
         arrived = now_ms()
         if message.topic == settings.ticks_topic:
             user_id = event.key.decode()
-            with in_event_context(event):
-                batch.flush_if_due(user_id, arrived)
-            context[user_id] = event
+            window = decode_window(open_windows.get(user_id))
+            if policy.is_due(window, arrived):
+                await flush_window(user_id, window)
             continue
         source = SourcePosition.of(message)
         routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
@@ -90,56 +88,13 @@ async def ingest_batch(events: Sequence[EventT]) -> None:
             continue
         parsed = routed.event
         runtime.metrics.events_in.labels(parsed.kind).inc()
-        with in_event_context(event):
-            batch.add(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
-        context[parsed.user_id] = event
-    flush_aged_windows(batch, {event.message.partition: event for event in events}, context)
-    deliveries = [await windows_topic.send(key=user_id.encode(), value=encode_window(window))
-                  for user_id, window in batch.flushed]
-    await asyncio.gather(*deliveries)
-    runtime.metrics.window_flushes.inc(len(deliveries))
-    if not all(of_current_generation(app, event.message) for event in context.values()):
-        log.info("a rebalance began while %d events were windowed; they will be fetched again", len(events))
-        return
-    for user_id, window in batch.windows.items():
-        partition = context[user_id].message.partition
-        if user_id in batch.changed:
-            with in_event_context(context[user_id]):
-                if window:
-                    open_windows[user_id] = encode_window(window)
-                elif user_id in open_windows:
-                    del open_windows[user_id]
-        if window:
-            runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms + settings.window_max_wait_ms)
+        window = decode_window(open_windows.get(parsed.user_id))
+        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+        if policy.is_due(window, arrived):
+            await flush_window(parsed.user_id, window)
         else:
-            runtime.pending_windows.closed(partition, user_id)
-
-
-def flush_aged_windows(batch: WindowBatch, by_partition: Mapping[int, EventT], context: dict[str, EventT]) -> None:
-    """Flushes the windows that waited long enough on each partition the batch has a message of, in the context
-    of that message (a window's table partition is its input partition)."""
-    now = now_ms()
-    for partition, event in by_partition.items():
-        for user_id in runtime.pending_windows.due(partition, now):
-            if user_id not in context:
-                context[user_id] = event
-                with in_event_context(event):
-                    batch.flush_if_due(user_id, now)
-
-
-async def dead_letter_ingest(event: EventT, error: Exception) -> None:
-    await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
-
-
-@app.agent(ingest_topic)
-async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time.
-    Messages buffered before a rebalance are left to be fetched again (see `weigh`)."""
-    await runtime.catalogue_ready.wait()
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        current = [event for event in events if of_current_generation(app, event.message)]
-        if current:
-            await in_batch_or_one_by_one(ingest_batch, current, dead_letter_ingest)
+            open_windows[parsed.user_id] = encode_window(window)
+            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
 
 
 @open_windows.on_recover
@@ -148,17 +103,16 @@ async def register_recovered_windows() -> None:
     for user_id, raw in open_windows.items():
         window = decode_window(raw)
         if window:
-            runtime.pending_windows.opened(source_partition(window), user_id,
-                                           window[0].arrived_ms + settings.window_max_wait_ms)
+            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
 
 
-@app.timer(interval=max(settings.window_max_wait_ms / 4000.0, 0.02))
+@app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
 async def tick_open_windows() -> None:
-    """Asks ingest, through the partition that owns the window, to flush windows that waited too long on a
-    partition with no message to flush them on; asks again until ingest stores the window flushed."""
-    owned = {tp.partition for tp in owned_stage_partitions() if tp.topic == settings.ticks_topic}
-    grace_ms = max(settings.window_max_wait_ms / 4.0, 20.0)
-    for user_id in runtime.pending_windows.to_tick(now_ms(), grace_ms, owned):
+    """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
+    now = now_ms()
+    due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
+    for user_id in due:
+        runtime.pending_windows.pop(user_id, None)
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 
@@ -215,7 +169,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
 async def weigh(stream):  # type: ignore[no-untyped-def]
     """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
     messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
-    A batch that fails is applied one window at a time; a window that still fails is dead-lettered.
+    A batch that fails is retried one window at a time; a window that still fails is dead-lettered.
 
     Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
     messages of an earlier generation: those are left to be fetched again, as Faust's own iterator leaves them,
@@ -233,11 +187,16 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
         if not windows:
             continue
-        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
-
-
-async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    await dead_letter_internal(window[0].value, window[0].key, error, SourcePosition.of(window[0].message))
+        try:
+            await weigh_batch(windows)
+        except Exception:
+            log.warning("a batch of %d windows failed; applying them one at a time", len(windows))
+            for window in windows:
+                try:
+                    await weigh_batch([window])
+                except Exception as error:
+                    await dead_letter_internal(window[0].value, window[0].key, error,
+                                               SourcePosition.of(window[0].message))
 
 
 @app.agent(weights_topic)

@@ -27,7 +27,6 @@ app = App(
     topic_partitions=settings.partitions,
     topic_replication_factor=1,
     producer_acks=-1,
-    producer_linger=0.005,
     consumer_auto_offset_reset="earliest",
     web_host=settings.web_host,
     web_port=settings.web_port,

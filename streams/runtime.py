@@ -19,7 +19,7 @@ from streams.events import Item, Limits
 from streams.live_view import LiveView
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.windowing import PendingWindows, WindowPolicy
+from streams.windowing import WindowPolicy
 
 
 class WorkerRuntime:
@@ -32,7 +32,7 @@ class WorkerRuntime:
         self.window_policy = WindowPolicy(settings.window_max_events, settings.window_max_wait_ms)
         self.metrics = WorkerMetrics()
         self.live_view = LiveView()
-        self.pending_windows = PendingWindows()
+        self.pending_windows: dict[str, float] = {}
         self.catalogue_ready = asyncio.Event()
         self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
 

@@ -100,10 +100,9 @@ async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_run
     monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: Delivery()))
     async with agents.ingest.test_context() as agent:
         await agent.put(event("u4", 0), key=b"u4")
-        await asyncio.sleep(0.2)  # a batch's wait
         assert "u4" in agents.open_windows
         await agent.put(event("u4", 1, kind="purchase", item="jazz-1"), key=b"u4")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     assert open_while_unacked == [True]
     assert "u4" not in agents.open_windows
 
