@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +72,10 @@ class Catalogue:
         wide = rows.astype(np.float64)
         self._sum += sign * wide.sum(axis=0)
         self._gram += sign * (wide.T @ wide)
+
+    def rows_of(self, item_ids: Iterable[str], count: int) -> npt.NDArray[np.int64]:
+        """The rows of `count` item ids, −1 for an id not in the catalogue (one C-level lookup per id)."""
+        return np.fromiter(map(self.index.get, item_ids, repeat(-1)), np.int64, count)
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32]:
         return self._vectors[self.index[item_id]]

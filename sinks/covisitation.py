@@ -128,33 +128,31 @@ class CoVisitation:
             self.counts.add(row, other, pair_weight)
             self.counts.add(other, row, pair_weight)
 
-    def entries(
-        self, anchors: Sequence[tuple[Sequence[int], Sequence[float]]], n_items: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """For each user's anchors (rows j and weights a_j: their recent items, weighted by recency and
-        strength), the terms a_j · P(i | j) of Σ_j a_j · P(i | j) as (user, row i < n_items, term), unsummed."""
-        lengths = [len(rows) for rows, _ in anchors]
-        rows = np.fromiter((r for rows, _ in anchors for r in rows), np.int64, sum(lengths))
-        weights = np.fromiter((w for _, weights in anchors for w in weights), np.float64, sum(lengths))
-        anchor, columns, values = self.counts.gather(rows, weights)
-        users = np.repeat(np.arange(len(anchors)), lengths)[anchor]
+    def batch_scores(self, anchors: AnchorRows, n_items: int) -> SparseScores:
+        """Σ_j a_j · P(i | j) for each user, over the user's anchors j (their recent items, weighted a_j by recency
+        and strength), at the rows i < `n_items` with a nonzero count; others score 0."""
+        anchor, columns, values = self.counts.gather(anchors.rows, anchors.weights)
         keep = columns < n_items
-        return users[keep], columns[keep], values[keep]
-
-    def batch_scores(
-        self, anchors: Sequence[tuple[Sequence[int], Sequence[float]]], n_items: int
-    ) -> SparseScores:
-        """Σ_j a_j · P(i | j) for each user (see `entries`) at the rows i with a nonzero count; others score 0."""
-        users, columns, values = self.entries(anchors, n_items)
-        keys, inverse = np.unique(users * n_items + columns, return_inverse=True)
-        summed = np.bincount(inverse, weights=values, minlength=len(keys)).astype(np.float64)
+        keys, inverse = np.unique(anchors.users[anchor[keep]] * n_items + columns[keep], return_inverse=True)
+        summed = np.bincount(inverse, weights=values[keep], minlength=len(keys)).astype(np.float64)
         return SparseScores(keys // n_items, keys % n_items, summed, n_items)
 
     def scores(
         self, anchor_rows: Sequence[int], anchor_weights: Sequence[float], n_items: int
     ) -> npt.NDArray[np.float64]:
         """One user's scores as a dense vector over the first `n_items` rows."""
-        return self.batch_scores([(anchor_rows, anchor_weights)], n_items).dense(1)[0]
+        anchors = AnchorRows(np.zeros(len(anchor_rows), np.int64), np.asarray(anchor_rows, np.int64),
+                             np.asarray(anchor_weights, np.float64))
+        return self.batch_scores(anchors, n_items).dense(1)[0]
+
+
+@dataclass(frozen=True)
+class AnchorRows:
+    """A batch's anchors, flat: for each anchor the index of its user in the batch, its catalogue row and weight."""
+
+    users: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +14,7 @@ import torch
 
 from sinks.candidate_index import CandidateIndex
 from sinks.catalogue import Catalogue
-from sinks.covisitation import CoVisitation, SparseScores
+from sinks.covisitation import AnchorRows, CoVisitation, SparseScores
 from sinks.decayed_counts import PopularityCounts
 from sinks.reasons import reasons_for
 from sinks.recommendation import RecommendedItem, UserRecommendation
@@ -93,9 +95,19 @@ class CatalogueScorer:
         self.candidates = candidates
         self.index = CandidateIndex(catalogue) if candidates else None
 
-    def _rows(self, item_ids: Iterable[str]) -> list[int]:
-        index = self.catalogue.index
-        return [row for row in map(index.get, item_ids) if row is not None]
+    def _rows(self, item_ids: Collection[str]) -> npt.NDArray[np.int64]:
+        """The rows of the ids still in the catalogue, in order."""
+        rows = self.catalogue.rows_of(item_ids, len(item_ids))
+        return rows[rows >= 0]
+
+    def _grouped_rows(
+        self, item_ids: Iterable[str], lengths: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """For ids given group after group (`lengths[g]` ids of group g): the group and the row of each id still
+        in the catalogue, and which ids are."""
+        rows = self.catalogue.rows_of(item_ids, int(lengths.sum()))
+        known = rows >= 0
+        return np.repeat(np.arange(len(lengths)), lengths)[known], rows[known], known
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """The raw popularity and freshness scores (2 × items): the same for every user."""
@@ -103,14 +115,16 @@ class CatalogueScorer:
         age = np.maximum(now - self.catalogue.first_seen(), 0).astype(np.float64)
         return np.stack([self.popularity.scores(n_items), np.exp(-age * math.log(2) / self.freshness_half_life_ms)])
 
-    def _anchor_rows(self, anchors: Sequence[Anchor]) -> tuple[list[int], list[float]]:
-        """The catalogue rows of the anchors still in the catalogue, and their weights."""
-        index = self.catalogue.index
-        known = [(row, a.weight) for a in anchors if (row := index.get(a.item_id)) is not None]
-        return [row for row, _ in known], [weight for _, weight in known]
+    def _anchor_rows(self, anchor_lists: Sequence[Sequence[Anchor]]) -> AnchorRows:
+        """Each list's anchors still in the catalogue (one list per user), flat."""
+        anchors = list(chain.from_iterable(anchor_lists))
+        users, rows, known = self._grouped_rows(map(attrgetter("item_id"), anchors),
+                                                np.fromiter(map(len, anchor_lists), np.int64, len(anchor_lists)))
+        weights = np.fromiter(map(attrgetter("weight"), anchors), np.float64, len(anchors))
+        return AnchorRows(users, rows, weights[known])
 
     def covisit_scores(self, updates: Sequence[WeightUpdate]) -> SparseScores:
-        return self.covisitation.batch_scores([self._anchor_rows(u.anchors) for u in updates], len(self.catalogue))
+        return self.covisitation.batch_scores(self._anchor_rows([u.anchors for u in updates]), len(self.catalogue))
 
     def factor_scores(self, updates: Sequence[WeightUpdate]) -> torch.Tensor:
         """A dense (users × factors × items) tensor of factor scores, each z-scored over the catalogue.
@@ -154,10 +168,10 @@ class CatalogueScorer:
     def signal_z(self, anchors: Sequence[Anchor], now: int) -> npt.NDArray[np.float64]:
         """Co-visitation (from the user's anchors), popularity and freshness z-scored over the catalogue now
         (3 × items; a constant factor is 0)."""
-        covisit = self.covisitation.scores(*self._anchor_rows(anchors), len(self.catalogue))
+        covisit = self.covisitation.batch_scores(self._anchor_rows([anchors]), len(self.catalogue)).dense(1)[0]
         return standardise(np.vstack([covisit, self.shared_scores(now)]))
 
-    def seen_rows(self, seen: Iterable[str]) -> list[int]:
+    def seen_rows(self, seen: Collection[str]) -> npt.NDArray[np.int64]:
         return self._rows(seen)
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
@@ -270,9 +284,10 @@ class CatalogueScorer:
         return top_scores, safe.gather(1, top)
 
     def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.seen_rows(update.seen) for update in updates]
-        users = np.repeat(np.arange(len(updates)), [len(r) for r in rows])
-        return torch.from_numpy(users), torch.from_numpy(np.fromiter((r for rs in rows for r in rs), np.int64))
+        """(user, row) of every seen item still in the catalogue."""
+        users, rows, _ = self._grouped_rows(chain.from_iterable(u.seen for u in updates),
+                                            np.fromiter((len(u.seen) for u in updates), np.int64, len(updates)))
+        return torch.from_numpy(users), torch.from_numpy(rows)
 
     def _recommendation(
         self,
