@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ from weighting.factors import FACTORS
 from weighting.weight_update import Anchor, WeightUpdate
 
 DAY_MS = 86_400_000
+Floating = TypeVar("Floating", bound=np.floating[Any])
 
 
 STD_FLOOR = 1e-6
@@ -32,7 +34,7 @@ Z_CHUNK_ELEMENTS = 1 << 24
 ranking gathers at most this many (user, candidate, dimension) vector entries at once."""
 
 
-def standardise(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+def standardise(scores: npt.NDArray[Floating]) -> npt.NDArray[Floating]:
     """z-scores each factor row over the catalogue (last axis), so that factors share one scale; constant rows
     become 0. In numpy: for a few rows at a time, torch's per-call overhead outweighs the work."""
     mean = scores.mean(axis=-1, keepdims=True)
