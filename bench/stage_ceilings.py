@@ -3,9 +3,9 @@
     python -m bench.stage_ceilings [--items 10000 100000] [--users 256]
 
 Encoder stage (driftrec's encoder, length-bucketed) vs a bare `SentenceTransformer.encode` on the same texts
-and batch size; the weighting stage learning one event at a time and in batches, vs the bare product of the
-batch's profiles with the catalogue; the scorer (all factors, fusion, seen-item exclusion, top-k) vs a bare
-matmul + top-k on the same matrices.
+and batch size, and search queries through the recent-query cache vs without it; the weighting stage learning
+one event at a time and in batches, vs the bare product of the batch's profiles with the catalogue; the scorer
+(all factors, fusion, seen-item exclusion, top-k) vs a bare matmul + top-k on the same matrices.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from encoders.cached_encoding import RecentQueries
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel, UserEvent
@@ -66,6 +67,31 @@ def encoder_ceiling(n_texts: int, batch_size: int, cache_dir: Path) -> None:
     agreement = (int8.encode(texts) * cpu.encode(texts)).sum(axis=1)
     print(f"onnx-int8 [cpu]: {n_texts / quantised:.0f} sentences/s vs torch cpu {n_texts / torch_cpu:.0f} sentences/s, "
           f"{torch_cpu / quantised:.2f}x; cosine with torch mean {agreement.mean():.4f}, min {agreement.min():.4f}")
+
+
+def query_cache_ceiling(encoder: SentenceTransformerEncoder, n_queries: int, batch: int) -> None:
+    """The encode stage's queries through the recent-query cache vs without it (each batch's duplicates still
+    encoded once), on a stream whose queries repeat as search traffic does: Zipf-distributed (s = 1.1) over
+    1,000 distinct queries built from the catalogue's titles, `batch` queries per encoder call."""
+    items = builtin_catalogue()
+    distinct = [f"{items[i % len(items)].tags[0]} {items[i % len(items)].title} {i // len(items)}" for i in range(1000)]
+    ranks = np.random.default_rng(3).zipf(1.1, size=4 * n_queries)
+    stream = [distinct[r - 1] for r in ranks[ranks <= len(distinct)][:n_queries]]
+    batches = [stream[start : start + batch] for start in range(0, len(stream), batch)]
+
+    def encode_all(capacity: int) -> RecentQueries:
+        recent = RecentQueries(capacity)
+        for queries in batches:
+            recent.encode(queries, encoder)
+        return recent
+
+    cached = time.perf_counter()
+    hits = encode_all(10_000).hits
+    cached = time.perf_counter() - cached
+    uncached = best_of(1, lambda: encode_all(0))
+    print(f"query encoding, {len(stream)} Zipf-distributed queries in batches of {batch}: recent-query cache "
+          f"{len(stream) / cached:.0f} queries/s ({hits} distinct-per-batch hits), without it "
+          f"{len(stream) / uncached:.0f} queries/s, {uncached / cached:.2f}x")
 
 
 def random_catalogue(n_items: int, rng: np.random.Generator, dim: int = 384) -> tuple[Catalogue, list[str]]:
@@ -164,6 +190,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:
         encoder_ceiling(args.texts, args.batch_size, Path(Settings.from_env().data_dir) / "onnx")
+        query_cache_ceiling(SentenceTransformerEncoder(batch_size=args.batch_size), args.texts, 8)
     for n_items in args.items:
         weighting_ceiling(n_items, args.events, args.users)
         scorer_ceiling(n_items, args.users, 10, args.candidates)

@@ -1,7 +1,9 @@
-"""Encodes items through the vector cache: only texts never seen by this model reach the encoder."""
+"""Encodes items through the vector cache and queries through a cache of recent ones: only texts the encoder
+has not encoded already reach it."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -32,11 +34,37 @@ def encode_with_cache(
     return cached, len(missing)
 
 
-def encode_queries(queries: list[str], encoder: TextEncoder) -> npt.NDArray[np.float32]:
-    """Encodes distinct queries once and returns one row per input query."""
-    distinct = list(dict.fromkeys(queries))
-    if not distinct:
-        return np.zeros((0, encoder.dim), dtype=np.float32)
-    vectors = encoder.encode(distinct)
-    row = {query: i for i, query in enumerate(distinct)}
-    return vectors[[row[query] for query in queries]]
+class RecentQueries:
+    """The vectors of the `capacity` most recently used search queries (the least recently used one goes first):
+    search traffic repeats its most frequent queries, which then skip the encoder. Capacity 0 keeps none."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self.hits = 0
+
+    def encode(self, queries: list[str], encoder: TextEncoder) -> npt.NDArray[np.float32]:
+        """One row per query; the encoder sees each distinct query not remembered, once.
+
+        >>> class Letters:
+        ...     dim, calls = 1, []
+        ...     def encode(self, texts):
+        ...         self.calls.append(list(texts))
+        ...         return np.array([[ord(t[0])] for t in texts], dtype=np.float32)
+        >>> recent, letters = RecentQueries(capacity=2), Letters()
+        >>> recent.encode(["a", "b", "a"], letters).ravel().tolist(), letters.calls
+        ([97.0, 98.0, 97.0], [['a', 'b']])
+        >>> recent.encode(["c", "a"], letters).ravel().tolist(), letters.calls[-1], list(recent.vectors), recent.hits
+        ([99.0, 97.0], ['c'], ['c', 'a'], 1)
+        """
+        distinct = list(dict.fromkeys(queries))
+        known = {query: self.vectors[query] for query in distinct if query in self.vectors}
+        missing = [query for query in distinct if query not in known]
+        self.hits += len(known)
+        rows = {**known, **(dict(zip(missing, encoder.encode(missing), strict=True)) if missing else {})}
+        for query in distinct:
+            self.vectors[query] = rows[query]
+            self.vectors.move_to_end(query)
+        while len(self.vectors) > self.capacity:
+            self.vectors.popitem(last=False)
+        return np.stack([rows[query] for query in queries]) if queries else np.zeros((0, encoder.dim), np.float32)

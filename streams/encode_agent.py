@@ -10,16 +10,16 @@ import time
 import numpy as np
 import orjson
 
-from encoders.cached_encoding import encode_queries
 from streams.agent_support import dead_letter_internal, f16_text
 from streams.app import app, encoded_topic, runtime, settings, windows_topic
 from streams.dead_letter import SourcePosition
 
 
 def timed_query_encoding(queries: list[str]) -> np.ndarray:
-    started = time.perf_counter()
-    vectors = encode_queries(queries, runtime.encoder)
+    started, hits = time.perf_counter(), runtime.recent_queries.hits
+    vectors = runtime.recent_queries.encode(queries, runtime.encoder)
     runtime.metrics.encoded(len(queries), time.perf_counter() - started)
+    runtime.metrics.query_cache_hits.inc(runtime.recent_queries.hits - hits)
     return vectors
 
 

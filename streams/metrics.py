@@ -47,6 +47,9 @@ class WorkerMetrics:
                                             buckets=BATCH_BUCKETS, registry=r)
         self.encoder_seconds = Histogram("driftrec_encoder_seconds", "Time per encoder call",
                                          buckets=LATENCY_BUCKETS_S, registry=r)
+        self.query_cache_hits = Counter("driftrec_query_cache_hits",
+                                        "Distinct search queries of a batch answered from the recent-query cache",
+                                        registry=r)
         self.items_encoded = Counter("driftrec_items_encoded", "Catalogue items encoded (cache misses)", registry=r)
         self.events_applied = Counter("driftrec_events_applied", "Events applied to user states", registry=r)
         self.events_duplicate = Counter("driftrec_events_duplicate",

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from encoders.backends import make_encoder
+from encoders.cached_encoding import RecentQueries
 from encoders.sentence_encoder import best_device
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
@@ -35,6 +36,8 @@ class WorkerRuntime:
         self.pending_windows: dict[str, float] = {}
         self.catalogue_ready = asyncio.Event()
         self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self.recent_queries = RecentQueries(settings.query_cache_size)
+        """Read and written in the encoder thread only."""
 
     @cached_property
     def encoder(self) -> TextEncoder:

@@ -72,6 +72,9 @@ class Settings:
     encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
     encoder_batch_size: int = setting(64, "texts per encoder forward pass")
+    query_cache_size: int = setting(
+        10_000, "search queries whose vectors each worker remembers (least recently used dropped; 0: none)"
+    )
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
     stall_timeout_s: float = setting(
         90.0, "a worker with records waiting on a partition whose commits stop for this long exits to restart (0: off)"
@@ -106,8 +109,9 @@ class Settings:
             raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
         if self.role not in ROLES:
             raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
-        if self.scorer_candidates < 0:
-            raise ValueError(f"setting scorer_candidates must be 0 or positive, got {self.scorer_candidates}")
+        for name in ("scorer_candidates", "query_cache_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:
             raise ValueError("setting behaviour_topics needs at least one topic")
         if self.security_protocol not in SECURITY_PROTOCOLS:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from encoders.cached_encoding import encode_queries, encode_with_cache
+from encoders.cached_encoding import RecentQueries, encode_with_cache
 from encoders.item_text import item_text
 from encoders.vector_cache import VectorCache
 
@@ -53,9 +53,21 @@ def test_catalogue_is_encoded_once_per_model(encoder, tmp_path) -> None:  # type
 @pytest.mark.slow
 def test_duplicate_queries_encoded_once(encoder) -> None:  # type: ignore[no-untyped-def]
     counting = CountingEncoder(encoder)
-    vectors = encode_queries(["jazz", "hiking", "jazz"], counting)
+    vectors = RecentQueries(capacity=0).encode(["jazz", "hiking", "jazz"], counting)
     assert counting.calls == [2]
     assert vectors[0] == pytest.approx(vectors[2])
+
+
+@pytest.mark.slow
+def test_recent_queries_skip_the_encoder_and_forget_the_least_recently_used(encoder) -> None:  # type: ignore[no-untyped-def]
+    counting = CountingEncoder(encoder)
+    recent = RecentQueries(capacity=2)
+    first = recent.encode(["jazz piano", "trail running"], counting)
+    again = recent.encode(["trail running", "sourdough", "jazz piano"], counting)
+    assert counting.calls == [2, 1] and recent.hits == 2
+    assert again[0] == pytest.approx(first[1]) and again[2] == pytest.approx(first[0])
+    assert again[1] == pytest.approx(encoder.encode(["sourdough"])[0], abs=1e-5)
+    assert list(recent.vectors) == ["sourdough", "jazz piano"]  # "trail running" was the least recently used
 
 
 @pytest.mark.slow
