@@ -6,6 +6,7 @@ Runs in every worker of role `all`, and alone in the GPU encoder pool (role `enc
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import orjson
@@ -13,6 +14,8 @@ import orjson
 from streams.agent_support import dead_letter_internal, f16_text
 from streams.app import app, encoded_topic, runtime, settings, windows_topic
 from streams.dead_letter import SourcePosition
+
+WINDOW_EVENT_KEYS = frozenset({"event_id", "user_id", "kind"})
 
 
 def timed_query_encoding(queries: list[str]) -> np.ndarray:
@@ -23,11 +26,34 @@ def timed_query_encoding(queries: list[str]) -> np.ndarray:
     return vectors
 
 
+def checked_window(raw: bytes) -> list[dict[str, Any]]:
+    """The events of a windows-topic record; ValueError when it is not a non-empty list of events.
+
+    >>> checked_window(b'[{"event_id": "e1", "user_id": "u1", "kind": "view"}]')[0]["user_id"]
+    'u1'
+    >>> checked_window(b'{"events": []}')
+    Traceback (most recent call last):
+    ...
+    ValueError: not a window: expected a non-empty list of events with event_id, user_id and kind
+    """
+    window = orjson.loads(raw)
+    if not (isinstance(window, list) and window
+            and all(isinstance(e, dict) and e.keys() >= WINDOW_EVENT_KEYS for e in window)):
+        raise ValueError("not a window: expected a non-empty list of events with event_id, user_id and kind")
+    return window
+
+
 @app.agent(windows_topic)
 async def encode(stream):  # type: ignore[no-untyped-def]
-    """Encodes the search queries of a batch of windows in one encoder call."""
+    """Encodes the search queries of a batch of windows in one encoder call; a record that is not a window is
+    dead-lettered, the rest of its batch goes on."""
     async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-        windows = [orjson.loads(raw) for raw in batch]
+        windows = []
+        for raw in batch:
+            try:
+                windows.append(checked_window(raw))
+            except ValueError as error:  # orjson's decode error is a ValueError too
+                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
         searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
         try:
             vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches])

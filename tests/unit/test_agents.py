@@ -122,6 +122,24 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
 
 
 @pytest.mark.asyncio
+async def test_encode_dead_letters_a_record_that_is_not_a_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    encoded, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(encode_agent.encoded_topic, "send", encoded)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    window = [{"event_id": "u4-0", "user_id": "u4", "kind": "view", "ts": 1, "item_id": "jazz-0",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with encode_agent.encode.test_context() as agent:
+        for raw in (b"not json", orjson.dumps([]), orjson.dumps(window)):
+            await agent.put(raw, key=b"u4")
+        await asyncio.sleep(0.3)
+    [sent] = encoded.await_args_list
+    assert orjson.loads(sent.kwargs["value"])["events"] == window
+    reasons = [orjson.loads(call.kwargs["value"])["reason"] for call in dead.await_args_list]
+    assert len(reasons) == 2 and reasons[0].startswith("internal error: JSONDecodeError")
+    assert reasons[1].startswith("internal error: ValueError: not a window")
+
+
+@pytest.mark.asyncio
 async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights = AsyncMock()
     monkeypatch.setattr(agents.weights_topic, "send", weights)
