@@ -58,10 +58,11 @@ class RecentQueries:
         ([99.0, 97.0], ['c'], ['c', 'a'], 1)
         """
         distinct = list(dict.fromkeys(queries))
-        known = {query: self.vectors[query] for query in distinct if query in self.vectors}
-        missing = [query for query in distinct if query not in known]
-        self.hits += len(known)
-        rows = {**known, **(dict(zip(missing, encoder.encode(missing), strict=True)) if missing else {})}
+        rows = {query: self.vectors[query] for query in distinct if query in self.vectors}
+        self.hits += len(rows)
+        missing = [query for query in distinct if query not in rows]
+        if missing:
+            rows.update(zip(missing, encoder.encode(missing), strict=True))
         for query in distinct:
             self.vectors[query] = rows[query]
             self.vectors.move_to_end(query)

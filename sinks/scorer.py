@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -103,10 +103,11 @@ class CatalogueScorer:
         return rows[rows >= 0]
 
     def _grouped_rows(
-        self, item_ids: Iterable[str], lengths: npt.NDArray[np.int64]
+        self, groups: Sequence[Sized], item_ids: Iterable[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """For ids given group after group (`lengths[g]` ids of group g): the group and the row of each id still
-        in the catalogue, and which ids are."""
+        """For the ids of `groups`, given group after group: the group and the row of each id still in the
+        catalogue, and which ids are."""
+        lengths = np.fromiter(map(len, groups), np.int64, len(groups))
         rows = self.catalogue.rows_of(item_ids, int(lengths.sum()))
         known = rows >= 0
         return np.repeat(np.arange(len(lengths)), lengths)[known], rows[known], known
@@ -120,8 +121,7 @@ class CatalogueScorer:
     def _anchor_rows(self, anchor_lists: Sequence[Sequence[Anchor]]) -> AnchorRows:
         """Each list's anchors still in the catalogue (one list per user), flat."""
         anchors = list(chain.from_iterable(anchor_lists))
-        users, rows, known = self._grouped_rows(map(attrgetter("item_id"), anchors),
-                                                np.fromiter(map(len, anchor_lists), np.int64, len(anchor_lists)))
+        users, rows, known = self._grouped_rows(anchor_lists, map(attrgetter("item_id"), anchors))
         weights = np.fromiter(map(attrgetter("weight"), anchors), np.float64, len(anchors))
         return AnchorRows(users, rows, weights[known])
 
@@ -287,8 +287,8 @@ class CatalogueScorer:
 
     def _seen_indices(self, updates: Sequence[WeightUpdate]) -> tuple[torch.Tensor, torch.Tensor]:
         """(user, row) of every seen item still in the catalogue."""
-        users, rows, _ = self._grouped_rows(chain.from_iterable(u.seen for u in updates),
-                                            np.fromiter((len(u.seen) for u in updates), np.int64, len(updates)))
+        seen = [u.seen for u in updates]
+        users, rows, _ = self._grouped_rows(seen, chain.from_iterable(seen))
         return torch.from_numpy(users), torch.from_numpy(rows)
 
     def _recommendation(
