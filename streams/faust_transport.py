@@ -5,6 +5,10 @@
   partition starts further on, it records the missing offsets as a "gap" (meant for compacted topics and
   transaction markers) and commits over it: the dropped records were lost. The consumer seeks back to the first
   missing offset instead; a hole that is still there after one refetch is a real gap and is left to Faust.
+  The consumer keeps its own next expected offset per partition: Faust's read offset means "last read" after a
+  fetch but "next to read" after a seek, so a fetch after a seek that began one record late went unseen.
+* After a rebalance, a partition without a committed offset is sought to its start. aiokafka's seek to committed
+  leaves it where the fetcher was, past records fetched before the rebalance and never processed.
 * A message from an earlier consumer generation, or one acked while flow control is suspended (a rebalance or a
   stop under way), is never acked. Faust's stream iterator skips messages fetched in an earlier generation and,
   while flow is suspended, every message it takes (they are fetched again from the committed offset), but acks
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +47,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._next_offset: dict[TP, int] = {}
         self._refetched_from: dict[TP, int] = {}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
@@ -57,19 +62,45 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
                 log.warning("%s[%d]: fetched offset %d but %d was next; fetching the skipped records again",
                             tp.topic, tp.partition, message.offset, first_missing)
                 await self.seek(tp, first_missing)
-                self._read_offset[tp] = first_missing - 1  # read up to there, so a hole found again is seen
                 continue
+            self.passed_on(tp, message.offset)
             yield tp, message
 
     def first_skipped_offset(self, tp: TP, offset: int) -> int | None:
         """The first offset a fetch skipped before `offset` on `tp` (a stage input, not a compacted changelog),
         or None when nothing was skipped or the same hole was already fetched again once."""
-        last_read = self._read_offset[tp]
-        if last_read is None or offset <= last_read + 1 or tp.topic in self.app.tables.changelog_topics:
+        expected = self._next_offset.get(tp)
+        if expected is None or offset <= expected or tp.topic in self.app.tables.changelog_topics:
             return None
-        if self._refetched_from.get(tp) == last_read + 1:
+        if self._refetched_from.get(tp) == expected:
             return None
-        return last_read + 1
+        return expected
+
+    def passed_on(self, tp: TP, offset: int) -> None:
+        """Records that the message at `offset` went on to Faust: the next fetch of `tp` must follow it."""
+        if offset == self._next_offset.get(tp):
+            self._refetched_from.pop(tp, None)
+        self._next_offset[tp] = max(offset + 1, self._next_offset.get(tp, 0))
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._next_offset[partition] = offset
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seeks every assigned partition to its committed offset, and one that has none to its start.
+
+        aiokafka leaves a partition without a committed offset where it is, so records fetched there before a
+        rebalance, and not processed, would never be fetched again (the app's offset reset is "earliest").
+        Changelog partitions keep the positions table recovery gives them."""
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            if tp.topic in self.app.tables.changelog_topics:
+                continue
+            start = offset if offset is not None and offset > 0 else 0
+            if start == 0:
+                await self._seek(tp, 0)
+            self._next_offset[TP(tp.topic, tp.partition)] = start
+        return committed
 
     def resume_drained_partitions(self) -> list[TP]:
         """Resumes fetching every partition paused for queue pressure that has nothing in flight: no message taken
