@@ -68,33 +68,42 @@ async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
 
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user."""
+    """Validates events, dead-letters the bad ones, and windows the good ones per user. An event the stage fails
+    on is dead-lettered with the error, and the stream goes on."""
     await runtime.catalogue_ready.wait()
-    policy = runtime.window_policy
     async for event in stream.events():
-        message = event.message
-        arrived = now_ms()
-        if message.topic == settings.ticks_topic:
-            user_id = event.key.decode()
-            window = decode_window(open_windows.get(user_id))
-            if policy.is_due(window, arrived):
-                await flush_window(user_id, window)
-            continue
-        source = SourcePosition.of(message)
-        routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
-                             catalogue=runtime.model.catalogue)
-        if isinstance(routed, Rejected):
-            await send_dead_letter(routed.reason, routed.record, event.key, source)
-            continue
-        parsed = routed.event
-        runtime.metrics.events_in.labels(parsed.kind).inc()
-        window = decode_window(open_windows.get(parsed.user_id))
-        window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+        try:
+            await ingest_one(event)
+        except Exception as error:
+            await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
+
+
+async def ingest_one(event: EventT) -> None:
+    """One behaviour event into its user's window, or one tick that flushes the window if it is due."""
+    policy = runtime.window_policy
+    message = event.message
+    arrived = now_ms()
+    if message.topic == settings.ticks_topic:
+        user_id = event.key.decode()
+        window = decode_window(open_windows.get(user_id))
         if policy.is_due(window, arrived):
-            await flush_window(parsed.user_id, window)
-        else:
-            open_windows[parsed.user_id] = encode_window(window)
-            runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
+            await flush_window(user_id, window)
+        return
+    source = SourcePosition.of(message)
+    routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
+                         catalogue=runtime.model.catalogue)
+    if isinstance(routed, Rejected):
+        await send_dead_letter(routed.reason, routed.record, event.key, source)
+        return
+    parsed = routed.event
+    runtime.metrics.events_in.labels(parsed.kind).inc()
+    window = decode_window(open_windows.get(parsed.user_id))
+    window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
+    if policy.is_due(window, arrived):
+        await flush_window(parsed.user_id, window)
+    else:
+        open_windows[parsed.user_id] = encode_window(window)
+        runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
 
 
 @open_windows.on_recover

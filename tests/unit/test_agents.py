@@ -87,6 +87,29 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
 
 
 @pytest.mark.asyncio
+async def test_ingest_dead_letters_an_event_it_fails_on_and_goes_on(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    windows, dead = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    real_route = agents.route_event
+
+    def route_failing_on_u6(value: bytes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if b'"u6-0"' in value:
+            raise RuntimeError("a bug in routing")
+        return real_route(value, *args, **kwargs)
+
+    monkeypatch.setattr(agents, "route_event", route_failing_on_u6)
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u6", 0), key=b"u6")
+        await agent.put(event("u7", 0, kind="purchase", item="jazz-1"), key=b"u7")
+    [failed] = dead.await_args_list
+    record = orjson.loads(failed.kwargs["value"])
+    assert record["reason"] == "internal error: RuntimeError: a bug in routing"
+    assert orjson.loads(record["value"])["event_id"] == "u6-0"
+    assert [e["event_id"] for e in orjson.loads(windows.await_args.kwargs["value"])] == ["u7-0"]
+
+
+@pytest.mark.asyncio
 async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     open_while_unacked: list[bool] = []
 
