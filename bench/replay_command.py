@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-events", type=int, default=0, help="replay only the first N events (0 = all)")
     parser.add_argument("--k", type=int, default=0, help="list length (0 = DRIFTREC_TOP_K)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default=None, metavar="TOML",
+                        help="weighting config file (default: DRIFTREC_WEIGHTING_CONFIG, as the worker reads it)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
 
 
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.weight_ceiling import format_ceiling
     from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
+    from weighting.config import load_weighting_config
 
     items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl)
     if args.max_events:
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"replaying {len(events)} events over {len(catalogue)} items "
           f"(sample {args.sample:.0%}, static fusion tuned on the first {args.tune_share:.0%})", flush=True)
     options = ReplayOptions(k=args.k, sample=args.sample, tune_share=args.tune_share, seed=args.seed)
-    result = replay(catalogue, events, options, tracked_users=active)
+    result = replay(catalogue, events, options, load_weighting_config(settings.weighting_config),
+                    tracked_users=active)
     print(format_table(result, args.k))
     print(format_ceiling(result.ceiling, result.metrics[DYNAMIC][f"HR@{args.k}"]))
     print(f"HR@{args.k} on the tuning part: static {result.tuning_hr}, single factors {result.tuning_factor_hr}")

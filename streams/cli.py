@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from streams.settings import Settings, settings_env, settings_reference
@@ -63,6 +64,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from bench.replay_command import run
 
+    if args.config is not None:
+        try:
+            settings = replace(settings, weighting_config=args.config)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     return run(args, settings)
 
 

@@ -21,6 +21,7 @@ from streams.live_view import LiveView
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.windowing import WindowPolicy
+from weighting.config import load_weighting_config
 
 
 class WorkerRuntime:
@@ -52,6 +53,7 @@ class WorkerRuntime:
     @cached_property
     def model(self) -> OnlineModel:
         return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
+                           load_weighting_config(self.settings.weighting_config),
                            candidates=self.settings.scorer_candidates)
 
     def add_items(self, items: list[Item]) -> int:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from weighting.config import load_weighting_config
+
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 ROLES = ("all", "core", "encoder")
@@ -75,6 +77,10 @@ class Settings:
     query_cache_size: int = setting(
         10_000, "search queries whose vectors each worker remembers (least recently used dropped; 0: none)"
     )
+    weighting_config: str = setting(
+        "", "TOML file of weighting.config.WeightingConfig fields (half-lives, learning rates, session reset; "
+        "a [strengths] table per event kind); empty: the defaults. The replay reads it too"
+    )
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
     stall_timeout_s: float = setting(
         90.0, "a worker with records waiting on a partition whose commits stop for this long exits to restart (0: off)"
@@ -116,6 +122,7 @@ class Settings:
             raise ValueError("setting behaviour_topics needs at least one topic")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ValueError(f"setting security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
+        load_weighting_config(self.weighting_config)  # a bad file is reported at start, in one line
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
 

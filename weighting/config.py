@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from weighting.event_strength import EventStrengths
 
@@ -38,3 +41,54 @@ class WeightingConfig:
     """How strongly interest drift tilts weights at first; the prior learns it from feedback."""
     recent_items: int = 20
     remembered_event_ids: int = 512
+
+    def __post_init__(self) -> None:
+        positive = ("short_half_life_events", "short_half_life_ms", "long_half_life_events", "long_half_life_ms",
+                    "query_half_life_ms", "session_gap_ms", "gradient_clip", "recent_items", "remembered_event_ids")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("session_reset", "velocity_smoothing"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "user_shrinkage", "prior_learning_rate", "extrapolation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
+
+
+def weighting_config_from(data: Mapping[str, Any]) -> WeightingConfig:
+    """A WeightingConfig from a mapping of its fields (a `strengths` table for EventStrengths); a name that is not
+    a field, or a value that is not a number, raises ValueError naming it.
+
+    >>> c = weighting_config_from({"learning_rate": 0.2, "strengths": {"purchase": 8}})
+    >>> c.learning_rate, c.strengths.purchase, c.strengths.cart
+    (0.2, 8.0, 3.0)
+    """
+    values = dict(data)
+    strengths = _numbers(EventStrengths, values.pop("strengths", {}), "strengths.")
+    return WeightingConfig(strengths=EventStrengths(**strengths), **_numbers(WeightingConfig, values, ""))
+
+
+def load_weighting_config(path: str) -> WeightingConfig:
+    """The WeightingConfig a TOML file sets (missing fields keep their defaults); empty path: the defaults."""
+    if not path:
+        return WeightingConfig()
+    try:
+        with open(path, "rb") as file:
+            return weighting_config_from(tomllib.load(file))
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
+        raise ValueError(f"weighting config {path}: {error}") from error
+
+
+def _numbers(cls: type, values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    known = {spec.name: spec for spec in fields(cls) if spec.name != "strengths"}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown field {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")
+    numbers: dict[str, Any] = {}
+    for name, value in values.items():
+        whole = known[name].type == "int"
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+            raise ValueError(f"{prefix}{name} must be {'an integer' if whole else 'a number'}, got {value!r}")
+        numbers[name] = value if whole else float(value)
+    return numbers
