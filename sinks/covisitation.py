@@ -48,6 +48,13 @@ class NeighbourCounts:
     def value(self, row: int, column: int) -> float:
         return float(self.values[self.start[row] + self.slots[row][column]])
 
+    def pairs(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Every stored count as (row, column, value), row by row."""
+        rows = np.flatnonzero(self.size)
+        sizes = self.size[rows]
+        slots = _block_slots(self.start[rows], sizes)
+        return np.repeat(rows, sizes), self.columns[slots], self.values[slots]
+
     def scale(self, factor: float) -> None:
         self.values[: self.used] *= factor
         self.total *= factor

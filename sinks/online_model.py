@@ -13,17 +13,20 @@ import numpy.typing as npt
 from sinks.catalogue import Catalogue
 from sinks.covisitation import CoVisitation
 from sinks.decayed_counts import PopularityCounts
+from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
 from sinks.scorer import CatalogueScorer
 from weighting.config import DAY_MS, WeightingConfig
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
-from weighting.user_state import UserState, Vector
+from weighting.user_state import UserState, Vector, event_fingerprint
 from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights, tilt_directions
 from weighting.weight_update import WeightUpdate, anchors_of, content_profiles, weight_update_for
 
 USER_LOG_WEIGHT_BOUND = 8.0
 """A user's own log-weights stay within ±this of the prior."""
+FED_EVENTS_REMEMBERED = 200_000
+"""Events whose ids the shared signals remember, to feed each of them once (`FedEvents`)."""
 
 
 class UserEvent(NamedTuple):
@@ -72,6 +75,7 @@ class OnlineModel:
             candidates=candidates,
         )
         self.learn_weights = learn_weights
+        self.fed = FedEvents(FED_EVENTS_REMEMBERED)
 
     def new_state(self) -> UserState:
         return UserState.empty(self.catalogue.dim)
@@ -128,6 +132,7 @@ class OnlineModel:
         for step in steps:
             if step.row is None:
                 continue
+            first_time = self.fed.first_time(event_fingerprint(step.event.event_id))
             if step.feedback:
                 log_weights, n_feedback = learned[step.user_id]
                 before = replace(step.before, log_weights=log_weights)
@@ -138,8 +143,10 @@ class OnlineModel:
                                           config.learning_rate, config.gradient_clip)
                 learned[step.user_id] = (np.clip(stepped, -USER_LOG_WEIGHT_BOUND, USER_LOG_WEIGHT_BOUND),
                                          n_feedback + 1)
-                self.prior.update(gradient, weights, directions)
-            self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
+                if first_time:
+                    self.prior.update(gradient, weights, directions)
+            if first_time:
+                self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
             for user_id, state in current.items()

@@ -125,6 +125,23 @@ async def tick_open_windows() -> None:
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 
+if settings.shared_snapshot_s > 0:
+
+    @app.timer(interval=settings.shared_snapshot_s)
+    async def snapshot_shared_signals() -> None:
+        """Keeps the model's shared signals across restarts (`sinks.shared_snapshot`)."""
+        if runtime.catalogue_ready.is_set():
+            size = await runtime.in_encoder_thread(runtime.save_shared_signals)
+            log.debug("shared signals: snapshot of %d bytes written", size)
+
+    @app.on_before_shutdown.connect
+    async def snapshot_shared_signals_at_stop(sender: object, **kwargs: object) -> None:
+        """A worker that stops cleanly resumes with everything it learned (the consumer has stopped by now)."""
+        if runtime.catalogue_ready.is_set():
+            await runtime.in_encoder_thread(runtime.save_shared_signals)
+            log.info("shared signals: snapshot written at stop")
+
+
 def apply_windows(
     raw_states: Mapping[str, bytes | None], windows: Sequence[tuple[str, dict]]  # type: ignore[type-arg]
 ) -> tuple[dict[str, UserState], dict[str, WeightUpdate], int]:
@@ -171,6 +188,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
             user_states[user_id] = states[user_id].to_bytes()
         await weights_topic.send(key=user_id.encode(), value=update.to_json())
     runtime.metrics.events_applied.inc(applied)
+    runtime.metrics.shared_events.set(runtime.model.fed.total)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
 
 

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 
+async def resume_shared_signals(runtime: WorkerRuntime) -> None:
+    """Before any agent touches the model: the shared signals of this worker's last snapshot, if it has one."""
+    pairs = await runtime.in_encoder_thread(runtime.restore_shared_signals)
+    if pairs is not None:
+        log.info("shared signals: resumed from the last snapshot (%d co-visitation pairs)", pairs)
+
+
 async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> None:
     settings = runtime.settings
     consumer = AIOKafkaConsumer(**aiokafka_config(settings), enable_auto_commit=False, group_id=None)
@@ -49,6 +56,8 @@ async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> N
             if not runtime.catalogue_ready.is_set():
                 positions = {tp: await consumer.position(tp) for tp in assigned}
                 if all(positions[tp] >= end_offsets[tp] for tp in assigned):
+                    if runtime.settings.shared_snapshot_s > 0:
+                        await resume_shared_signals(runtime)
                     runtime.catalogue_ready.set()
                     log.info("catalogue: caught up with %d items", len(runtime.model.catalogue))
     finally:

@@ -61,6 +61,13 @@ class WorkerMetrics:
             "From an event's arrival at the worker to its user's recommendation being sent",
             buckets=LATENCY_BUCKETS_S, registry=r,
         )
+        self.shared_events = Gauge(
+            "driftrec_shared_signal_events",
+            "Distinct events fed into the shared signals (popularity, co-visitation, prior), resumed ones included",
+            registry=r)
+        self.shared_snapshot_events = Gauge("driftrec_shared_snapshot_events",
+                                            "driftrec_shared_signal_events as of the last snapshot written",
+                                            registry=r)
         self.catalogue_items = Gauge("driftrec_catalogue_items", "Items in this worker's catalogue", registry=r)
 
     def dead_lettered(self, reason: str) -> None:

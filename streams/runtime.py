@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
+from rocksdict import Rdict
+
 from encoders.backends import make_encoder
 from encoders.cached_encoding import RecentQueries
 from encoders.sentence_encoder import best_device
@@ -15,6 +17,7 @@ from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
+from sinks.shared_snapshot import restore_shared, shared_snapshot
 from streams.catalogue_data import upsert_items
 from streams.events import Item, Limits
 from streams.live_view import LiveView
@@ -22,6 +25,8 @@ from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.windowing import WindowPolicy
 from weighting.config import load_weighting_config
+
+SHARED_SNAPSHOT_KEY = b"snapshot"
 
 
 class WorkerRuntime:
@@ -55,6 +60,31 @@ class WorkerRuntime:
         return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
                            load_weighting_config(self.settings.weighting_config),
                            candidates=self.settings.scorer_candidates)
+
+    @cached_property
+    def shared_store(self) -> Rdict:
+        """The local RocksDB that keeps this worker's latest snapshot of the model's shared signals."""
+        path = Path(self.settings.data_dir) / "shared-signals"
+        path.mkdir(parents=True, exist_ok=True)
+        return Rdict(str(path))
+
+    def save_shared_signals(self) -> int:
+        """Writes a snapshot of the shared signals (in the encoder thread, where they change); returns its size."""
+        snapshot, events = shared_snapshot(self.model), self.model.fed.total
+        self.shared_store[SHARED_SNAPSHOT_KEY] = snapshot
+        self.metrics.shared_snapshot_events.set(events)
+        return len(snapshot)
+
+    def restore_shared_signals(self) -> int | None:
+        """Loads the last snapshot, if any, into the model before it learns anything; returns the co-visitation
+        pairs restored (None without a snapshot)."""
+        snapshot = self.shared_store.get(SHARED_SNAPSHOT_KEY)
+        if snapshot is None:
+            return None
+        pairs = restore_shared(self.model, snapshot)
+        self.metrics.shared_events.set(self.model.fed.total)
+        self.metrics.shared_snapshot_events.set(self.model.fed.total)
+        return pairs
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""

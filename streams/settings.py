@@ -81,6 +81,10 @@ class Settings:
         "", "TOML file of weighting.config.WeightingConfig fields (half-lives, learning rates, session reset; "
         "a [strengths] table per event kind); empty: the defaults. The replay reads it too"
     )
+    shared_snapshot_s: float = setting(
+        30.0, "how often a worker writes its shared signals (popularity, co-visitation, global prior) to its local "
+        "RocksDB; a restarted worker resumes from the last one (0: never, it starts them empty)"
+    )
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
     stall_timeout_s: float = setting(
         90.0, "a worker with records waiting on a partition whose commits stop for this long exits to restart (0: off)"
@@ -115,7 +119,7 @@ class Settings:
             raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
         if self.role not in ROLES:
             raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
-        for name in ("scorer_candidates", "query_cache_size"):
+        for name in ("scorer_candidates", "query_cache_size", "shared_snapshot_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:

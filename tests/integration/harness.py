@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
@@ -21,6 +23,16 @@ from streams.kafka_clients import idempotent_producer
 from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.topics_admin import ensure_topics
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """A worker's Prometheus metrics: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 @dataclass
@@ -115,6 +127,20 @@ class PipelineRun:
             timeout_s,
         )
         return {user: value["version"] for user, value in latest.items()}
+
+    def wait_for_metric(self, name: str, value: float, timeout_s: float) -> float:
+        """Scrapes the worker's /metrics until the unlabelled metric `name` equals `value`; returns the last seen."""
+        deadline = time.monotonic() + timeout_s
+        seen = None
+        while time.monotonic() < deadline:
+            try:
+                seen = scrape(self.settings.web_port).get((name, ()))
+            except OSError:
+                seen = None  # the web server is not up yet
+            if seen == value:
+                break
+            time.sleep(0.5)
+        return -1.0 if seen is None else seen
 
     def group_lag(self) -> dict[str, int]:
         """Per input topic, how many records the worker's consumer group has not committed yet."""

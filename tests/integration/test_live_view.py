@@ -13,11 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.settings import Settings
 from streams.synthetic import behaviour_stream, make_users
-from tests.integration.harness import PipelineRun
+from tests.integration.harness import PipelineRun, Samples
+from tests.integration.harness import scrape as scrape_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,7 +26,6 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("DRIFTREC_ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "test-artifacts"))
 BAD_RECORD = (b"user-0000", b"{not json")
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def fetch(path: str) -> bytes:
@@ -35,11 +34,7 @@ def fetch(path: str) -> bytes:
 
 
 def scrape() -> Samples:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(fetch("/metrics").decode())
-        for sample in family.samples
-    }
+    return scrape_port(WEB_PORT)
 
 
 def scrape_until_caught_up(settings: Settings, timeout_s: float = 30) -> Samples:
