@@ -21,7 +21,14 @@ from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
 from weighting.user_state import UserState, Vector, event_fingerprint
 from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights, tilt_directions
-from weighting.weight_update import WeightUpdate, anchors_of, content_profiles, weight_update_for
+from weighting.weight_update import (
+    WeightUpdate,
+    anchors_of,
+    content_profiles,
+    in_effect,
+    query_presence,
+    weight_update_for,
+)
 
 USER_LOG_WEIGHT_BOUND = 8.0
 """A user's own log-weights stay within ±this of the prior."""
@@ -137,7 +144,8 @@ class OnlineModel:
                 log_weights, n_feedback = learned[step.user_id]
                 before = replace(step.before, log_weights=log_weights)
                 directions = tilt_directions(before)
-                weights = served_weights(before, self.prior, directions)
+                weights = in_effect(served_weights(before, self.prior, directions),
+                                    query_presence(before, config, step.event.ts))
                 gradient = self._feedback_gradient(step, before, weights, next(content))
                 stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
                                           config.learning_rate, config.gradient_clip)

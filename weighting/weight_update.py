@@ -11,7 +11,8 @@ import orjson
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
-from weighting.factors import FACTORS
+from weighting.factors import FACTORS, Factor
+from weighting.fusion_learning import Weights
 from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import predicted_interest, unit
 from weighting.user_state import UserState, Vector
@@ -31,7 +32,8 @@ class Anchor:
 
 @dataclass(frozen=True)
 class WeightUpdate:
-    """A user's current factor weights and interest vectors; vectors travel as float16 bytes."""
+    """A user's factor weights in effect (summing to 1; `in_effect`) and interest vectors; vectors travel as
+    float16 bytes."""
 
     user_id: str
     ts: int
@@ -87,12 +89,29 @@ def anchors_of(state: UserState, config: WeightingConfig) -> tuple[Anchor, ...]:
 def content_profiles(state: UserState, config: WeightingConfig, now_ts: int) -> tuple[Vector, Vector, Vector]:
     """The inputs of the content factors as of `now_ts`: predicted short-term interest, long-term interest,
     and the decayed query."""
-    query_weight = decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
     return (
         predicted_interest(state.short_term, state.velocity, config),
         unit(state.long_term),
-        (state.query * query_weight).astype(np.float32),
+        (state.query * query_presence(state, config, now_ts)).astype(np.float32),
     )
+
+
+def query_presence(state: UserState, config: WeightingConfig, now_ts: int) -> float:
+    """How much the user's searches still count at `now_ts`: the decay of the last one (0 without any)."""
+    return decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
+
+
+def in_effect(weights: Weights, query_presence: float) -> Weights:
+    """The weights a ranking applies: the query factor's scaled by `query_presence`. Its scores are z-scored
+    over the catalogue, which cancels any decay of the query vector itself, so without this a week-old search
+    would steer the list as strongly as one made a second ago; a user who never searched gets no query weight.
+
+    >>> in_effect(np.array([0.5, 0.2, 0.2, 0.1, 0.0, 0.0]), 0.5).tolist()
+    [0.5, 0.2, 0.1, 0.1, 0.0, 0.0]
+    """
+    effective = weights.copy()
+    effective[Factor.QUERY] *= query_presence
+    return effective
 
 
 def weight_update_for(
@@ -100,11 +119,12 @@ def weight_update_for(
 ) -> WeightUpdate:
     """Builds the user's WeightUpdate as of `now_ts` (event time)."""
     short_term, long_term, query = content_profiles(state, config, now_ts)
+    weights = in_effect(user_weights(state, prior), query_presence(state, config, now_ts))
     return WeightUpdate(
         user_id=user_id,
         ts=now_ts,
         version=state.version,
-        weights=user_weights(state, prior),
+        weights=weights / weights.sum(),
         short_term=short_term,
         long_term=long_term,
         query=query,

@@ -177,3 +177,21 @@ def test_drift_moves_weight_from_long_to_short_term() -> None:
     assert interest_drift(replace(empty, short_term=east, long_term=2 * east)) == pytest.approx(0.0)
     assert interest_drift(replace(empty, short_term=north, long_term=east)) == pytest.approx(0.5)
     assert interest_drift(replace(empty, short_term=-east, long_term=east)) == pytest.approx(1.0)
+
+
+def test_the_query_factor_weighs_as_much_as_the_last_search_still_counts() -> None:
+    """Its scores are z-scored, which cancels the decay of the query vector: the weight carries the decay."""
+    from weighting.weight_update import weight_update_for
+
+    prior = GlobalPrior()
+    state = apply_event(UserState.empty(2), ProfileEvent("e1", "view", 0, "i1"),
+                        EventInputs(np.ones(2, np.float32), ("a",)), CONFIG)
+    never_searched = weight_update_for("u", state, prior, CONFIG, 1000).weights
+    assert never_searched[Factor.QUERY] == 0.0 and never_searched.sum() == pytest.approx(1.0)
+    assert never_searched[Factor.SHORT_TERM] == pytest.approx(0.2)  # the other five share what query had
+    searched = apply_event(state, ProfileEvent("e2", "search", 1000), EventInputs(query_vector=np.ones(2, np.float32)),
+                           CONFIG)
+    half_life = CONFIG.query_half_life_ms
+    at_once, later = (weight_update_for("u", searched, prior, CONFIG, int(1000 + t)).weights for t in (0, half_life))
+    assert at_once == pytest.approx(np.full(len(FACTORS), 1 / 6))
+    assert later[Factor.QUERY] / later[Factor.SHORT_TERM] == pytest.approx(0.5)
