@@ -32,6 +32,7 @@ class Catalogue:
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._matrix: torch.Tensor | None = None
         self._first_seen: npt.NDArray[np.int64] | None = None
+        self._undated = False
         self._sum = np.zeros(dim)
         self._gram = np.zeros((dim, dim))
         self._moments: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -110,4 +111,10 @@ class Catalogue:
         """When each row entered the catalogue (ms)."""
         if self._first_seen is None:
             self._first_seen = np.fromiter((item.ts for item in self.items), dtype=np.int64, count=len(self.items))
+            self._undated = len(self._first_seen) > 0 and bool(self._first_seen.min() == self._first_seen.max())
         return self._first_seen
+
+    def undated(self) -> bool:
+        """Whether every item entered the catalogue at the same time (freshness then ranks nothing)."""
+        self.first_seen()
+        return self._undated

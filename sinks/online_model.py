@@ -88,7 +88,8 @@ class OnlineModel:
         return UserState.empty(self.catalogue.dim)
 
     def weight_update(self, user_id: str, state: UserState, now_ts: int) -> WeightUpdate:
-        return weight_update_for(user_id, state, self.prior, self.config, now_ts)
+        return weight_update_for(user_id, state, self.prior, self.config, now_ts,
+                                 constant=self.scorer.constant_shared())
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
@@ -145,7 +146,7 @@ class OnlineModel:
                 before = replace(step.before, log_weights=log_weights)
                 directions = tilt_directions(before)
                 weights = in_effect(served_weights(before, self.prior, directions),
-                                    query_presence(before, config, step.event.ts))
+                                    query_presence(before, config, step.event.ts), self.scorer.constant_shared())
                 gradient = self._feedback_gradient(step, before, weights, next(content))
                 stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
                                           config.learning_rate, config.gradient_clip)

@@ -19,7 +19,7 @@ from sinks.covisitation import AnchorRows, CoVisitation, SparseScores
 from sinks.decayed_counts import PopularityCounts
 from sinks.reasons import reasons_for
 from sinks.recommendation import RecommendedItem, UserRecommendation
-from weighting.factors import FACTORS
+from weighting.factors import FACTORS, Factor
 from weighting.weight_update import Anchor, WeightUpdate
 
 DAY_MS = 86_400_000
@@ -111,6 +111,12 @@ class CatalogueScorer:
         rows = self.catalogue.rows_of(item_ids, int(lengths.sum()))
         known = rows >= 0
         return np.repeat(np.arange(len(lengths)), lengths)[known], rows[known], known
+
+    def constant_shared(self) -> tuple[Factor, ...]:
+        """The shared factors that give every item the same score now: popularity before any interaction,
+        freshness while every item entered the catalogue at the same time (an undated catalogue)."""
+        return ((Factor.POPULARITY,) if not len(self.popularity.counts) else ()) + (
+            (Factor.FRESHNESS,) if self.catalogue.undated() else ())
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """The raw popularity and freshness scores (2 × items): the same for every user."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,25 +102,29 @@ def query_presence(state: UserState, config: WeightingConfig, now_ts: int) -> fl
     return decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
 
 
-def in_effect(weights: Weights, query_presence: float) -> Weights:
-    """The weights a ranking applies: the query factor's scaled by `query_presence`. Its scores are z-scored
-    over the catalogue, which cancels any decay of the query vector itself, so without this a week-old search
-    would steer the list as strongly as one made a second ago; a user who never searched gets no query weight.
+def in_effect(weights: Weights, query_presence: float, constant: Collection[Factor] = ()) -> Weights:
+    """The weights a ranking applies: the query factor's scaled by `query_presence`, and none for `constant`
+    factors (the same score for every item, so they rank nothing; e.g. freshness over an undated catalogue).
+    The query factor's scores are z-scored over the catalogue, which cancels any decay of the query vector
+    itself, so without this a week-old search would steer the list as strongly as one made a second ago; a user
+    who never searched gets no query weight.
 
-    >>> in_effect(np.array([0.5, 0.2, 0.2, 0.1, 0.0, 0.0]), 0.5).tolist()
-    [0.5, 0.2, 0.1, 0.1, 0.0, 0.0]
+    >>> in_effect(np.array([0.4, 0.2, 0.2, 0.1, 0.0, 0.1]), 0.5, [Factor.FRESHNESS]).tolist()
+    [0.4, 0.2, 0.1, 0.1, 0.0, 0.0]
     """
     effective = weights.copy()
     effective[Factor.QUERY] *= query_presence
+    effective[list(constant)] = 0.0
     return effective
 
 
 def weight_update_for(
-    user_id: str, state: UserState, prior: GlobalPrior, config: WeightingConfig, now_ts: int
+    user_id: str, state: UserState, prior: GlobalPrior, config: WeightingConfig, now_ts: int, *,
+    constant: Collection[Factor] = (),
 ) -> WeightUpdate:
-    """Builds the user's WeightUpdate as of `now_ts` (event time)."""
+    """Builds the user's WeightUpdate as of `now_ts` (event time); `constant` factors rank nothing now."""
     short_term, long_term, query = content_profiles(state, config, now_ts)
-    weights = in_effect(user_weights(state, prior), query_presence(state, config, now_ts))
+    weights = in_effect(user_weights(state, prior), query_presence(state, config, now_ts), constant)
     return WeightUpdate(
         user_id=user_id,
         ts=now_ts,

@@ -232,3 +232,16 @@ def test_neighbour_counts_keep_every_row_through_block_moves_and_repacks() -> No
     assert gathered.keys() == reference.keys()
     assert all(gathered[key] == pytest.approx(value / totals[key[0]]) for key, value in reference.items())
     assert counts.used < 4 * len(reference)
+
+
+def test_shared_factors_that_rank_nothing_get_no_weight_in_effect() -> None:
+    """Popularity before any interaction and freshness over an undated catalogue give every item one score."""
+    model = OnlineModel(small_catalogue())  # every item entered at ts 0
+    state = model.learn("u", model.new_state(), ProfileEvent("e1", "view", 1000, "a1"))
+    weights = model.weight_update("u", state, 2000).weights
+    assert weights[Factor.FRESHNESS] == weights[Factor.QUERY] == 0.0 and weights.sum() == pytest.approx(1.0)
+    assert weights[Factor.POPULARITY] > 0  # the view counted
+    assert OnlineModel(small_catalogue()).scorer.constant_shared() == (Factor.POPULARITY, Factor.FRESHNESS)
+    dated = small_catalogue()
+    dated.upsert([CatalogueItem("c1", "title c1", ("c",), 5 * DAY)], {"c1": np.asarray([0, 0, 1], np.float32)})
+    assert OnlineModel(dated).scorer.constant_shared() == (Factor.POPULARITY,)
