@@ -26,8 +26,6 @@ from streams.settings import Settings
 from streams.windowing import WindowPolicy
 from weighting.config import load_weighting_config
 
-SHARED_SNAPSHOT_KEY = b"snapshot"
-
 
 class WorkerRuntime:
     """Built lazily, so that importing the app (for tests, for the CLI) loads no model."""
@@ -68,17 +66,22 @@ class WorkerRuntime:
         path.mkdir(parents=True, exist_ok=True)
         return Rdict(str(path))
 
+    @property
+    def shared_snapshot_key(self) -> bytes:
+        """One snapshot per app (consumer group), should two apps share a data directory."""
+        return self.settings.faust_app_id.encode()
+
     def save_shared_signals(self) -> int:
         """Writes a snapshot of the shared signals (in the encoder thread, where they change); returns its size."""
         snapshot, events = shared_snapshot(self.model), self.model.fed.total
-        self.shared_store[SHARED_SNAPSHOT_KEY] = snapshot
+        self.shared_store[self.shared_snapshot_key] = snapshot
         self.metrics.shared_snapshot_events.set(events)
         return len(snapshot)
 
     def restore_shared_signals(self) -> int | None:
         """Loads the last snapshot, if any, into the model before it learns anything; returns the co-visitation
         pairs restored (None without a snapshot)."""
-        snapshot = self.shared_store.get(SHARED_SNAPSHOT_KEY)
+        snapshot = self.shared_store.get(self.shared_snapshot_key)
         if snapshot is None:
             return None
         pairs = restore_shared(self.model, snapshot)
