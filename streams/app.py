@@ -34,6 +34,8 @@ app = App(
     web_tables_enabled=False,
     broker_credentials=faust_credentials(settings),
     table_standby_replicas=0,
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     broker_commit_every=500,
     broker_commit_interval=1.0,
 )

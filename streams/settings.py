@@ -12,6 +12,9 @@ ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 ROLES = ("all", "core", "encoder")
 ENCODER_BACKENDS = ("torch", "onnx-int8")
+SESSION_TIMEOUT_RANGE_S = (6.0, 90.0)
+"""The broker's default group.min.session.timeout.ms, and Faust's broker_request_timeout (a session may not be
+longer than a request)."""
 
 
 def _default_bootstrap() -> str:
@@ -86,6 +89,10 @@ class Settings:
         "RocksDB; a restarted worker resumes from the last one (0: never, it starts them empty)"
     )
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
+    session_timeout_s: float = setting(
+        15.0, "a worker that stops heartbeating (killed, cut off) loses its partitions to the others after this "
+        "long (Kafka's consumer session timeout, 6-90 s; Faust's default is 60)"
+    )
     stall_timeout_s: float = setting(
         90.0, "a worker with records waiting on a partition whose commits stop for this long exits to restart (0: off)"
     )
@@ -126,6 +133,10 @@ class Settings:
             raise ValueError("setting behaviour_topics needs at least one topic")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ValueError(f"setting security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
+        if not SESSION_TIMEOUT_RANGE_S[0] <= self.session_timeout_s <= SESSION_TIMEOUT_RANGE_S[1]:
+            low, high = SESSION_TIMEOUT_RANGE_S
+            raise ValueError(f"setting session_timeout_s must be between {low:g} and {high:g}, got "
+                             f"{self.session_timeout_s:g}")
         load_weighting_config(self.weighting_config)  # a bad file is reported at start, in one line
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")

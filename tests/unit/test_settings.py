@@ -96,3 +96,12 @@ def test_replay_with_a_bad_weighting_config_says_what_is_wrong_in_one_line(tmp_p
     assert main(["replay", "--jsonl", "items.jsonl", "events.jsonl", "--config", str(path)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: weighting config {path}: unknown field learnin_rate")
+
+
+def test_the_session_timeout_stays_within_what_broker_and_faust_accept() -> None:
+    from streams.app import app
+
+    assert app.conf.broker_session_timeout == Settings().session_timeout_s == 15.0
+    assert app.conf.broker_heartbeat_interval == 3.0
+    with pytest.raises(ValueError, match="session_timeout_s must be between 6 and 90, got 5"):
+        Settings(session_timeout_s=5)
