@@ -17,6 +17,11 @@ from sinks.decayed_counts import ForwardDecay
 from sinks.online_model import OnlineModel
 
 NO_LANDMARK = math.nan
+SNAPSHOT_FIELDS = (
+    "item_ids", "popularity_rows", "popularity_counts", "popularity_landmark", "covisit_rows", "covisit_columns",
+    "covisit_values", "covisit_landmark", "prior_log_weights", "prior_tilt_strengths", "prior_updates",
+    "fed_events", "fed_total",
+)
 
 
 def shared_snapshot(model: OnlineModel) -> bytes:
@@ -52,26 +57,29 @@ def restore_shared(model: OnlineModel, raw: bytes) -> int:
     scorer = model.scorer
     if scorer.covisitation.counts.used or scorer.popularity.counts.any() or model.prior.updates:
         raise ValueError("shared signals can only be restored into a model that has learned nothing yet")
-    with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-        new_row = np.array([model.catalogue.index.get(item_id, -1) for item_id in data["item_ids"].tolist()],
-                           dtype=np.int64)
-        rows = new_row[data["popularity_rows"]]
-        known = rows >= 0
-        if known.any():
-            scorer.popularity.counts = np.zeros(int(rows.max()) + 1)
-            scorer.popularity.counts[rows[known]] = data["popularity_counts"][known]
-        pair_rows, pair_columns = new_row[data["covisit_rows"]], new_row[data["covisit_columns"]]
-        kept = (pair_rows >= 0) & (pair_columns >= 0)
-        counts = scorer.covisitation.counts
-        for row, column, value in zip(pair_rows[kept].tolist(), pair_columns[kept].tolist(),
-                                      data["covisit_values"][kept].tolist(), strict=True):
-            counts.add(row, column, value)
-        _set_landmark(scorer.popularity.decay, float(data["popularity_landmark"]))
-        _set_landmark(scorer.covisitation.decay, float(data["covisit_landmark"]))
-        model.prior.log_weights = data["prior_log_weights"].copy()
-        model.prior.tilt_strengths = data["prior_tilt_strengths"].copy()
-        model.prior.updates = int(data["prior_updates"])
-        model.fed.restore(data["fed_events"], int(data["fed_total"]))
+    with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+        data = {name: archive[name] for name in SNAPSHOT_FIELDS}  # every field read before anything changes
+    new_row = np.array([model.catalogue.index.get(item_id, -1) for item_id in data["item_ids"].tolist()],
+                       dtype=np.int64)
+    rows = new_row[data["popularity_rows"]]
+    pair_rows, pair_columns = new_row[data["covisit_rows"]], new_row[data["covisit_columns"]]
+    kept = (pair_rows >= 0) & (pair_columns >= 0)
+    if data["prior_log_weights"].shape != model.prior.log_weights.shape:
+        raise ValueError("the snapshot's prior has another number of factors")
+    known = rows >= 0
+    if known.any():
+        scorer.popularity.counts = np.zeros(int(rows.max()) + 1)
+        scorer.popularity.counts[rows[known]] = data["popularity_counts"][known]
+    counts = scorer.covisitation.counts
+    for row, column, value in zip(pair_rows[kept].tolist(), pair_columns[kept].tolist(),
+                                  data["covisit_values"][kept].tolist(), strict=True):
+        counts.add(row, column, value)
+    _set_landmark(scorer.popularity.decay, float(data["popularity_landmark"]))
+    _set_landmark(scorer.covisitation.decay, float(data["covisit_landmark"]))
+    model.prior.log_weights = data["prior_log_weights"].copy()
+    model.prior.tilt_strengths = data["prior_tilt_strengths"].copy()
+    model.prior.updates = int(data["prior_updates"])
+    model.fed.restore(data["fed_events"], int(data["fed_total"]))
     return int(kept.sum())
 
 

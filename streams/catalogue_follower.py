@@ -25,7 +25,12 @@ DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 async def resume_shared_signals(runtime: WorkerRuntime) -> None:
     """Before any agent touches the model: the shared signals of this worker's last snapshot, if it has one."""
-    pairs = await runtime.in_encoder_thread(runtime.restore_shared_signals)
+    try:
+        pairs = await runtime.in_encoder_thread(runtime.restore_shared_signals)
+    except Exception as error:  # e.g. written by an incompatible version: the worker goes on without it
+        log.error("shared signals: the last snapshot could not be read (%s: %s); starting them empty",
+                  type(error).__name__, error)
+        return
     if pairs is not None:
         log.info("shared signals: resumed from the last snapshot (%d co-visitation pairs)", pairs)
 

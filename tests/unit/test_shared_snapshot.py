@@ -1,6 +1,7 @@
 """The shared signals survive a restart (snapshot and restore, keyed by item id) and are fed each event once."""
 
 import random
+import zipfile
 
 import numpy as np
 import pytest
@@ -91,3 +92,16 @@ def test_only_an_empty_model_takes_a_snapshot() -> None:
     learned(model, events(20))
     with pytest.raises(ValueError, match="learned nothing yet"):
         restore_shared(model, shared_snapshot(model))
+
+
+def test_a_snapshot_that_cannot_be_read_changes_nothing() -> None:
+    source = OnlineModel(catalogue(ITEMS))
+    learned(source, events(40))
+    good = shared_snapshot(source)
+    target = OnlineModel(catalogue(ITEMS))
+    for raw in (b"not a snapshot", good[: len(good) // 2]):
+        with pytest.raises((ValueError, zipfile.BadZipFile)):
+            restore_shared(target, raw)
+        assert not target.scorer.covisitation.counts.used and not len(target.scorer.popularity.counts)
+        assert target.prior.updates == 0 and target.fed.total == 0
+    assert restore_shared(target, good) > 0
