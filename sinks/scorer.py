@@ -19,12 +19,11 @@ from sinks.covisitation import AnchorRows, CoVisitation, SparseScores
 from sinks.decayed_counts import PopularityCounts
 from sinks.reasons import reasons_for
 from sinks.recommendation import RecommendedItem, UserRecommendation
+from weighting.config import DAY_MS
 from weighting.factors import FACTORS, Factor
 from weighting.weight_update import Anchor, WeightUpdate
 
-DAY_MS = 86_400_000
 Floating = TypeVar("Floating", bound=np.floating[Any])
-
 
 STD_FLOOR = 1e-6
 """A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
