@@ -88,6 +88,8 @@ async def ingest_one(event: EventT) -> None:
         window = decode_window(open_windows.get(user_id))
         if policy.is_due(window, arrived):
             await flush_window(user_id, window)
+        elif window:  # a tick meant for an earlier window of this user: this one still needs its own
+            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
         return
     source = SourcePosition.of(message)
     routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
@@ -120,8 +122,9 @@ async def tick_open_windows() -> None:
     """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
     now = now_ms()
     due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
+    for user_id in due:  # all taken before the first send: a send yields, and ingest may open a new window then
+        del runtime.pending_windows[user_id]
     for user_id in due:
-        runtime.pending_windows.pop(user_id, None)
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 

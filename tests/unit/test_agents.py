@@ -110,6 +110,27 @@ async def test_ingest_dead_letters_an_event_it_fails_on_and_goes_on(worker_runti
 
 
 @pytest.mark.asyncio
+async def test_a_tick_for_an_earlier_window_rearms_the_open_one(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The timer takes a due user, and before its tick arrives that window is flushed and a new one opened: the
+    tick finds a window that is not due yet. Before, nothing asked for that window's flush again (a CI loss)."""
+    monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
+    async with agents.ingest.test_context() as agent:
+        to_message = agent.to_message
+
+        def ticks_for_empty_values(key, value, **kwargs):  # type: ignore[no-untyped-def]
+            message = to_message(key, value, **kwargs)
+            if value == b"":
+                message.topic = agents.settings.ticks_topic
+            return message
+
+        monkeypatch.setattr(agent, "to_message", ticks_for_empty_values)
+        await agent.put(event("u9", 0), key=b"u9")
+        first = runtime.pending_windows.pop("u9")  # as the timer does when it sends a tick
+        await agent.put(b"", key=b"u9")  # that tick, meant for an earlier window, arrives early
+        assert runtime.pending_windows.get("u9") == first and "u9" in agents.open_windows
+
+
+@pytest.mark.asyncio
 async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     open_while_unacked: list[bool] = []
 
