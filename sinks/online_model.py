@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -16,7 +15,7 @@ from sinks.decayed_counts import PopularityCounts
 from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
 from sinks.scorer import CatalogueScorer
-from weighting.config import DAY_MS, WeightingConfig
+from weighting.config import WeightingConfig
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
 from weighting.user_state import UserState, Vector, event_fingerprint
@@ -64,21 +63,17 @@ class OnlineModel:
         catalogue: Catalogue,
         config: WeightingConfig | None = None,
         *,
-        popularity_half_life_ms: float = 7 * DAY_MS,
-        covisit_half_life_ms: float = math.inf,
-        covisit_span: int = 5,
         learn_weights: bool = True,
         candidates: int = 0,
     ) -> None:
-        """Co-visitation counts do not age by default: on the tuning part of the MovieLens replay, undecayed
-        counts over the last 5 items ranked better than counts with a 60-day half-life over the last 20.
-        `candidates` > 0 ranks among that many candidates per source (`CatalogueScorer.top_k`)."""
+        """`candidates` > 0 ranks among that many candidates per source (`CatalogueScorer.top_k`)."""
         self.config = config or WeightingConfig()
         self.catalogue = catalogue
         self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip,
                                  self.config.entropy_strength, self.config.drift_strength)
         self.scorer = CatalogueScorer(
-            catalogue, PopularityCounts(popularity_half_life_ms), CoVisitation(covisit_half_life_ms, covisit_span),
+            catalogue, PopularityCounts(self.config.popularity_half_life_ms),
+            CoVisitation(self.config.covisit_half_life_ms, self.config.covisit_span),
             candidates=candidates,
         )
         self.learn_weights = learn_weights

@@ -1,3 +1,4 @@
+import math
 from dataclasses import fields
 
 import pytest
@@ -47,6 +48,8 @@ def test_role_is_validated_and_the_encoder_pool_has_its_own_group() -> None:
 WEIGHTING_TOML = """
 learning_rate = 0.2
 session_gap_ms = 600_000
+covisit_half_life_ms = 5_184_000_000
+covisit_span = 20
 [strengths]
 purchase = 8
 skip = -2.5
@@ -65,6 +68,8 @@ def test_the_weighting_config_file_sets_the_model_the_worker_builds(tmp_path) ->
     config = runtime.model.config
     assert (config.learning_rate, config.session_gap_ms, config.recent_items) == (0.2, 600_000.0, 20)
     assert (config.strengths.purchase, config.strengths.skip, config.strengths.cart) == (8.0, -2.5, 3.0)
+    covisitation = runtime.model.scorer.covisitation
+    assert covisitation.span == 20 and covisitation.decay.tau == pytest.approx(5_184_000_000 / math.log(2))
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -74,6 +79,7 @@ def test_the_weighting_config_file_sets_the_model_the_worker_builds(tmp_path) ->
     ("learning_rate = 'fast'", "learning_rate must be a number"),
     ("session_reset = 1.5", "session_reset must be between 0 and 1, got 1.5"),
     ("short_half_life_ms = 0", "short_half_life_ms must be positive"),
+    ("covisit_span = 0", "covisit_span must be positive"),
     ("learning_rate = ", "weighting.toml: Invalid value"),
 ])
 def test_a_bad_weighting_config_fails_at_start_naming_the_field(tmp_path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
