@@ -57,9 +57,14 @@ async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
     """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
     RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
     window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
-    twice is harmless (each user state ignores events it already applied)."""
-    delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
-    await delivery
+    twice is harmless (each user state ignores events it already applied). A send that fails leaves what the
+    table holds of the window armed for another age-based flush (the timer took it off before its tick)."""
+    try:
+        delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
+        await delivery
+    except Exception:
+        runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
+        raise
     if user_id in open_windows:
         del open_windows[user_id]
     runtime.pending_windows.pop(user_id, None)

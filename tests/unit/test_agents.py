@@ -131,6 +131,18 @@ async def test_a_tick_for_an_earlier_window_rearms_the_open_one(worker_runtime, 
 
 
 @pytest.mark.asyncio
+async def test_a_window_whose_flush_failed_stays_armed_for_another(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sends = AsyncMock(side_effect=[RuntimeError("broker unreachable"), acked()])
+    monkeypatch.setattr(agents.windows_topic, "send", sends)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u10", 0), key=b"u10")
+        first = runtime.pending_windows.pop("u10")  # the timer took it to send its tick
+        await agent.put(event("u10", 1, kind="purchase", item="jazz-1"), key=b"u10")  # due at once; the send fails
+        assert runtime.pending_windows.get("u10") == first and "u10" in agents.open_windows
+
+
+@pytest.mark.asyncio
 async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     open_while_unacked: list[bool] = []
 
