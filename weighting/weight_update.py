@@ -102,8 +102,8 @@ def query_presence(state: UserState, config: WeightingConfig, now_ts: int) -> fl
     return decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
 
 
-def in_effect(weights: Weights, query_presence: float, constant: Collection[Factor] = ()) -> Weights:
-    """The weights a ranking applies: the query factor's scaled by `query_presence`, and none for `constant`
+def in_effect(weights: Weights, presence: float, constant: Collection[Factor] = ()) -> Weights:
+    """The weights a ranking applies: the query factor's scaled by `presence` (`query_presence`), none for `constant`
     factors (the same score for every item, so they rank nothing; e.g. freshness over an undated catalogue).
     The query factor's scores are z-scored over the catalogue, which cancels any decay of the query vector
     itself, so without this a week-old search would steer the list as strongly as one made a second ago; a user
@@ -113,7 +113,7 @@ def in_effect(weights: Weights, query_presence: float, constant: Collection[Fact
     [0.4, 0.2, 0.1, 0.1, 0.0, 0.0]
     """
     effective = weights.copy()
-    effective[Factor.QUERY] *= query_presence
+    effective[Factor.QUERY] *= presence
     effective[list(constant)] = 0.0
     return effective
 
