@@ -1,9 +1,11 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights -> rank
--> recommendations. Every table write happens in the context of a message of the key's own partition: ingest
+ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
+recommendations. Every table write happens in the context of a message of the key's own partition: ingest
 handles one message at a time; weigh takes batches and writes each user's state in the context of that user's
-last message in the batch (a user's messages all share one partition). encode and rank take batches.
+last message in the batch (a user's messages all share one partition). encode takes batches too. weigh ranks
+the users it updated in the same step (the sink's batched scorer), so a window costs no hop through the weights
+topic, which is an output like the recommendations.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowedEvent, decode_window, encode_window
+from streams.windowing import WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -53,49 +55,65 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
-async def flush_window(user_id: str, window: list[WindowedEvent]) -> None:
+async def flush_window(partition: int, user_id: str, window: list[WindowedEvent]) -> None:
     """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
     RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
     window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
     twice is harmless (each user state ignores events it already applied). A send that fails leaves what the
-    table holds of the window armed for another age-based flush (the timer took it off before its tick)."""
+    table holds of the window armed for another age-based flush (it was taken off to be flushed)."""
     try:
         delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
         await delivery
     except Exception:
-        runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
+        runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
         raise
     if user_id in open_windows:
         del open_windows[user_id]
-    runtime.pending_windows.pop(user_id, None)
+    runtime.pending_windows.closed(partition, user_id)
     runtime.metrics.window_flushes.inc()
 
 
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user. An event the stage fails
-    on is dead-lettered with the error, and the stream goes on."""
+    """Validates events, dead-letters the bad ones, and windows the good ones per user; after each message, flushes
+    the windows of its partition that waited long enough. An event the stage fails on is dead-lettered with the
+    error, and the stream goes on."""
     await runtime.catalogue_ready.wait()
     async for event in stream.events():
+        message, arrived = event.message, now_ms()
+        ticked = [event.key.decode()] if message.topic == settings.ticks_topic else []
+        if not ticked:
+            try:
+                await ingest_one(event, arrived)
+            except Exception as error:
+                await dead_letter_internal(event.value, event.key, error, SourcePosition.of(message))
+        due = runtime.pending_windows.take_due(message.partition, arrived, settings.window_max_wait_ms)
+        await flush_due(message.partition, list(dict.fromkeys(ticked + due)), arrived)
+
+
+async def flush_due(partition: int, users: list[str], now: float) -> None:
+    """Flushes the windows of `users` (of `partition`, taken off the pending ones) that are due; a window not due
+    yet (a newer one than its tick was for) is armed again. A failure leaves the rest armed, due at once: the
+    message being handled is fine, and the windows' events are kept in the table."""
+    for n, user_id in enumerate(users):
         try:
-            await ingest_one(event)
-        except Exception as error:
-            await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
+            window = decode_window(open_windows.get(user_id))
+            if runtime.window_policy.is_due(window, now):
+                await flush_window(partition, user_id, window)
+            elif window:
+                runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
+        except Exception:
+            log.warning("flushing %d due windows of partition %d failed; they stay armed", len(users) - n, partition,
+                        exc_info=True)
+            for later in users[n + 1:]:
+                runtime.pending_windows.opened(partition, later, now - settings.window_max_wait_ms)
+            return
 
 
-async def ingest_one(event: EventT) -> None:
-    """One behaviour event into its user's window, or one tick that flushes the window if it is due."""
+async def ingest_one(event: EventT, arrived: float) -> None:
+    """One behaviour event into its user's window (flushed at once when that makes it due)."""
     policy = runtime.window_policy
     message = event.message
-    arrived = now_ms()
-    if message.topic == settings.ticks_topic:
-        user_id = event.key.decode()
-        window = decode_window(open_windows.get(user_id))
-        if policy.is_due(window, arrived):
-            await flush_window(user_id, window)
-        elif window:  # a tick meant for an earlier window of this user: this one still needs its own
-            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
-        return
     source = SourcePosition.of(message)
     routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
                          catalogue=runtime.model.catalogue)
@@ -107,10 +125,10 @@ async def ingest_one(event: EventT) -> None:
     window = decode_window(open_windows.get(parsed.user_id))
     window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
     if policy.is_due(window, arrived):
-        await flush_window(parsed.user_id, window)
+        await flush_window(message.partition, parsed.user_id, window)
     else:
         open_windows[parsed.user_id] = encode_window(window)
-        runtime.pending_windows.setdefault(parsed.user_id, window[0].arrived_ms)
+        runtime.pending_windows.opened(message.partition, parsed.user_id, window[0].arrived_ms)
 
 
 @open_windows.on_recover
@@ -119,17 +137,16 @@ async def register_recovered_windows() -> None:
     for user_id, raw in open_windows.items():
         window = decode_window(raw)
         if window:
-            runtime.pending_windows.setdefault(user_id, window[0].arrived_ms)
+            runtime.pending_windows.opened(source_partition(window), user_id, window[0].arrived_ms)
 
 
 @app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
 async def tick_open_windows() -> None:
-    """Asks ingest (through the partition that owns the window) to flush windows that waited too long."""
-    now = now_ms()
-    due = [user for user, first in runtime.pending_windows.items() if now - first >= settings.window_max_wait_ms]
-    for user_id in due:  # all taken before the first send: a send yields, and ingest may open a new window then
-        del runtime.pending_windows[user_id]
-    for user_id in due:
+    """Asks ingest, through the partition that owns the window, to flush windows that waited too long in a
+    partition with no message to flush them on. All are taken before the first send: a send yields, and ingest may
+    open a new window meanwhile (its tick then finds it not due and arms it again)."""
+    quiet_ms = max(settings.window_max_wait_ms / 4.0, 20.0)
+    for user_id in runtime.pending_windows.take_quiet_due(now_ms(), settings.window_max_wait_ms, quiet_ms):
         await ticks_topic.send(key=user_id.encode(), value=b"")
 
 
@@ -198,12 +215,32 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
     runtime.metrics.events_applied.inc(applied)
     runtime.metrics.shared_events.set(runtime.model.fed.total)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
+    await rank(updates, last_message)
+
+
+async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> None:
+    """Scores the catalogue for the updated users at once and writes their top-k lists. A batch the scorer fails
+    on dead-letters each user's WeightUpdate (the state is already written), sourced at the user's last window."""
+    try:
+        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(updates.values()),
+                                                          settings.top_k)
+    except Exception as error:
+        for user_id, update in updates.items():
+            await dead_letter_internal(update.to_json(), user_id.encode(), error,
+                                       SourcePosition.of(sources[user_id].message))
+        return
+    for recommendation, update in zip(recommendations, updates.values(), strict=True):
+        record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
+        await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
+        runtime.metrics.recommended([record["latency_ms"]])
+        runtime.live_view.record(record)
 
 
 @app.agent(encoded_topic)
 async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Updates users' states from batches of encoded windows and emits their WeightUpdates. Faust acks a batch's
-    messages only after this step returns, so a crash mid-batch redelivers them (state ignores applied events).
+    """Updates users' states from batches of encoded windows, emits their WeightUpdates and ranks them. Faust
+    acks a batch's messages only after this step returns, so a crash mid-batch redelivers them (state ignores
+    applied events).
     A batch that fails is retried one window at a time; a window that still fails is dead-lettered.
 
     Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
@@ -232,27 +269,3 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 except Exception as error:
                     await dead_letter_internal(window[0].value, window[0].key, error,
                                                SourcePosition.of(window[0].message))
-
-
-@app.agent(weights_topic)
-async def rank(stream):  # type: ignore[no-untyped-def]
-    """Scores the catalogue for a batch of users at once and writes their top-k lists."""
-    await runtime.catalogue_ready.wait()
-    async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-        latest: dict[str, WeightUpdate] = {}
-        for raw in batch:
-            update = WeightUpdate.from_json(raw)
-            if update.user_id not in latest or latest[update.user_id].version <= update.version:
-                latest[update.user_id] = update
-        try:
-            recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(latest.values()),
-                                                              settings.top_k)
-        except Exception as error:
-            for raw in batch:
-                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.weights_topic))
-            continue
-        for recommendation, update in zip(recommendations, latest.values(), strict=True):
-            record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
-            await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
-            runtime.metrics.recommended([record["latency_ms"]])
-            runtime.live_view.record(record)

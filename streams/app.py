@@ -51,7 +51,7 @@ dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
 
 
 STAGE_INPUTS = frozenset((*settings.behaviour_topics, settings.ticks_topic, settings.windows_topic,
-                          settings.encoded_topic, settings.weights_topic))
+                          settings.encoded_topic))
 
 
 def owned_stage_partitions() -> list[TP]:

@@ -1,7 +1,7 @@
 """What the worker's web view shows: each served user's latest recommendations and weights over time.
 
 Bounded in memory (the most recently active users, a fixed number of weight points each); a worker knows the
-users whose partitions of the weights topic it owns.
+users whose partitions of the encoded-windows topic it owns.
 """
 
 from __future__ import annotations

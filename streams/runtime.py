@@ -23,7 +23,7 @@ from streams.events import Item, Limits
 from streams.live_view import LiveView
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
-from streams.windowing import WindowPolicy
+from streams.windowing import PendingWindows, WindowPolicy
 from weighting.config import load_weighting_config
 
 
@@ -37,7 +37,7 @@ class WorkerRuntime:
         self.window_policy = WindowPolicy(settings.window_max_events, settings.window_max_wait_ms)
         self.metrics = WorkerMetrics()
         self.live_view = LiveView()
-        self.pending_windows: dict[str, float] = {}
+        self.pending_windows = PendingWindows()
         self.catalogue_ready = asyncio.Event()
         self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self.recent_queries = RecentQueries(settings.query_cache_size)

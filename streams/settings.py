@@ -50,7 +50,7 @@ class Settings:
         "driftrec-encoded", "internal: windows with their encoded queries, from encode to weigh"
     )
     weights_topic: str = setting(
-        "driftrec-weights", "each user's WeightUpdate (weights, profile anchors), from weigh to rank"
+        "driftrec-weights", "output: each user's WeightUpdate (weights, profile anchors) after each window"
     )
     recommendations_topic: str = setting("driftrec-recommendations", "output: each user's top-k Recommendation")
     dead_letter_topic: str = setting(
@@ -66,7 +66,7 @@ class Settings:
     window_max_wait_ms: int = setting(
         300, "... or when its oldest event waited this long (purchases and searches flush at once)"
     )
-    batch_size: int = setting(256, "most messages per batch in the encode and rank stages")
+    batch_size: int = setting(256, "most messages per batch in the encode and weigh stages")
     batch_within_s: float = setting(0.05, "longest wait to fill a batch")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
     scorer_candidates: int = setting(

@@ -55,3 +55,60 @@ def decode_window(raw: bytes | None) -> list[WindowedEvent]:
     if not raw:
         return []
     return [WindowedEvent.from_dict(data) for data in orjson.loads(raw)]
+
+
+class PendingWindows:
+    """Open windows per input partition, oldest first, to find those due for their age-based flush.
+
+    Ingest flushes a partition's due windows whenever it handles a message of that partition (so the flush runs in
+    that partition's context, in stream order); only a window whose partition has gone quiet needs a tick message.
+    """
+
+    def __init__(self) -> None:
+        self._opened: dict[int, dict[str, float]] = {}
+        self._last_message_ms: dict[int, float] = {}
+
+    def opened(self, partition: int, user_id: str, first_arrived_ms: float) -> None:
+        """Arms a window's age-based flush; a window already armed keeps its first arrival. A window armed again
+        (its flush failed, or a tick found it) may be older than the newest: the partition's order is restored."""
+        opened = self._opened.setdefault(partition, {})
+        if user_id in opened:
+            return
+        newest = opened[next(reversed(opened))] if opened else first_arrived_ms
+        opened[user_id] = first_arrived_ms
+        if first_arrived_ms < newest:
+            self._opened[partition] = dict(sorted(opened.items(), key=lambda entry: entry[1]))
+
+    def closed(self, partition: int, user_id: str) -> None:
+        self._opened.get(partition, {}).pop(user_id, None)
+
+    def first_arrived(self, partition: int, user_id: str) -> float | None:
+        return self._opened.get(partition, {}).get(user_id)
+
+    def take_due(self, partition: int, now_ms: float, max_wait_ms: float) -> list[str]:
+        """Removes and returns the users whose window on `partition` waited `max_wait_ms` or more, oldest first;
+        notes the partition as active at `now_ms`."""
+        self._last_message_ms[partition] = now_ms
+        return self._take(self._opened.get(partition, {}), now_ms, max_wait_ms)
+
+    def take_quiet_due(self, now_ms: float, max_wait_ms: float, quiet_ms: float) -> list[str]:
+        """Removes and returns the due windows of partitions with no message for `quiet_ms` (they need a tick)."""
+        return [user_id for partition, opened in self._opened.items()
+                if now_ms - self._last_message_ms.get(partition, 0.0) >= quiet_ms
+                for user_id in self._take(opened, now_ms, max_wait_ms)]
+
+    @staticmethod
+    def _take(opened: dict[str, float], now_ms: float, max_wait_ms: float) -> list[str]:
+        users = []
+        for user_id, first in opened.items():
+            if now_ms - first < max_wait_ms:
+                break
+            users.append(user_id)
+        for user_id in users:
+            del opened[user_id]
+        return users
+
+
+def source_partition(window: list[WindowedEvent]) -> int:
+    """The input partition a window's events came from (sources are `topic:partition:offset`)."""
+    return int(window[0].source.rsplit(":", 2)[1])

@@ -16,6 +16,7 @@ pytest.importorskip("faust")
 
 from streams import agent_support, agents, encode_agent
 from streams.app import app, runtime
+from streams.windowing import PendingWindows, decode_window
 from weighting.weight_update import WeightUpdate
 
 
@@ -49,6 +50,7 @@ def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
     model.catalogue.upsert(items, dict(zip([i.item_id for i in items], encoder.encode([i.title for i in items]),
                                            strict=True)))
     monkeypatch.setitem(runtime.__dict__, "model", model)
+    monkeypatch.setattr(runtime, "pending_windows", PendingWindows())
     runtime.catalogue_ready.set()
     yield runtime
     runtime.catalogue_ready.clear()
@@ -125,9 +127,10 @@ async def test_a_tick_for_an_earlier_window_rearms_the_open_one(worker_runtime, 
 
         monkeypatch.setattr(agent, "to_message", ticks_for_empty_values)
         await agent.put(event("u9", 0), key=b"u9")
-        first = runtime.pending_windows.pop("u9")  # as the timer does when it sends a tick
+        first = runtime.pending_windows.first_arrived(0, "u9")
+        runtime.pending_windows.closed(0, "u9")  # as the timer does when it sends a tick
         await agent.put(b"", key=b"u9")  # that tick, meant for an earlier window, arrives early
-        assert runtime.pending_windows.get("u9") == first and "u9" in agents.open_windows
+        assert runtime.pending_windows.first_arrived(0, "u9") == first and "u9" in agents.open_windows
 
 
 @pytest.mark.asyncio
@@ -137,9 +140,49 @@ async def test_a_window_whose_flush_failed_stays_armed_for_another(worker_runtim
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
     async with agents.ingest.test_context() as agent:
         await agent.put(event("u10", 0), key=b"u10")
-        first = runtime.pending_windows.pop("u10")  # the timer took it to send its tick
+        first = runtime.pending_windows.first_arrived(0, "u10")
+        runtime.pending_windows.closed(0, "u10")  # the timer took it to send its tick
         await agent.put(event("u10", 1, kind="purchase", item="jazz-1"), key=b"u10")  # due at once; the send fails
-        assert runtime.pending_windows.get("u10") == first and "u10" in agents.open_windows
+        assert runtime.pending_windows.first_arrived(0, "u10") == first and "u10" in agents.open_windows
+
+
+@pytest.mark.asyncio
+async def test_the_next_message_of_a_partition_flushes_its_windows_due_by_age(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No tick needed while the partition has messages: the flush runs in that partition's context, in order."""
+    windows = AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    start = time.time() * 1000.0
+    clock = iter([start, start + 200.0, start + agents.settings.window_max_wait_ms])
+    monkeypatch.setattr(agents, "now_ms", lambda: next(clock))
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u11", 0), key=b"u11")
+        await agent.put(event("u12", 0), key=b"u12")
+        assert windows.await_count == 0
+        await agent.put(event("u12", 1), key=b"u12")  # u11's window is due now; u12's is not
+        [flushed] = windows.await_args_list
+        assert [e["event_id"] for e in orjson.loads(flushed.kwargs["value"])] == ["u11-0"]
+        assert "u11" not in agents.open_windows and len(decode_window(agents.open_windows["u12"])) == 2
+        assert runtime.pending_windows.first_arrived(0, "u11") is None
+        assert runtime.pending_windows.first_arrived(0, "u12") == start + 200.0
+
+
+@pytest.mark.asyncio
+async def test_a_failed_age_flush_keeps_the_window_armed_and_the_new_event(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    windows = AsyncMock(side_effect=[RuntimeError("broker unreachable"), acked()])
+    dead = AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    start = time.time() * 1000.0
+    clock = iter([start, start + agents.settings.window_max_wait_ms, start + agents.settings.window_max_wait_ms + 1])
+    monkeypatch.setattr(agents, "now_ms", lambda: next(clock))
+    async with agents.ingest.test_context() as agent:
+        await agent.put(event("u13", 0), key=b"u13")
+        await agent.put(event("u14", 0), key=b"u14")  # u13's flush fails: the broker is away
+        assert runtime.pending_windows.first_arrived(0, "u13") == start and "u13" in agents.open_windows
+        assert "u14" in agents.open_windows and dead.await_count == 0  # the event that arrived is not to blame
+        await agent.put(event("u14", 1), key=b"u14")  # the next message flushes it
+        assert [e["event_id"] for e in orjson.loads(windows.await_args.kwargs["value"])] == ["u13-0"]
+        assert "u13" not in agents.open_windows
 
 
 @pytest.mark.asyncio
@@ -197,8 +240,9 @@ async def test_encode_dead_letters_a_record_that_is_not_a_window(worker_runtime,
 
 @pytest.mark.asyncio
 async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights = AsyncMock()
+    weights, recommendations = AsyncMock(), AsyncMock()
     monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
                "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
     redelivered = window + window
@@ -215,6 +259,7 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
 async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
 
     def window(user: str, item: str, first: int, count: int) -> bytes:
@@ -241,19 +286,39 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
 
 @pytest.mark.asyncio
-async def test_rank_writes_unseen_top_k(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     recommendations = AsyncMock()
+    monkeypatch.setattr(agents.weights_topic, "send", AsyncMock())
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
-    model = worker_runtime.model
-    state = model.new_state()
-    from weighting.user_update import ProfileEvent
+    windows = {user: [{"event_id": f"{user}-0", "user_id": user, "kind": "purchase", "ts": 1, "item_id": item,
+                       "source": f"t:0:{n}", "arrived_ms": 1.0}]
+               for n, (user, item) in enumerate([("u3", "cooking-0"), ("u8", "jazz-1")])}
+    async with agents.weigh.test_context() as agent:
+        for user, window in windows.items():
+            await agent.put(orjson.dumps({"events": window, "queries": {}}), key=user.encode())
+        await asyncio.sleep(0.3)
+    lists = {rec["user_id"]: [item["item_id"] for item in rec["items"]]
+             for rec in (orjson.loads(call.kwargs["value"]) for call in recommendations.await_args_list)}
+    assert sorted(lists) == ["u3", "u8"] and all(len(ids) == 10 for ids in lists.values())
+    assert "cooking-0" not in lists["u3"] and set(lists["u3"][:2]) == {"cooking-1", "cooking-2"}
+    assert "jazz-1" not in lists["u8"] and set(lists["u8"][:2]) == {"jazz-0", "jazz-2"}
 
-    state = model.learn("u3", state, ProfileEvent("u3-0", "purchase", 1, "cooking-0"))
-    update = model.weight_update("u3", state, 1)
-    async with agents.rank.test_context() as agent:
-        await agent.put(update.to_json(), key=b"u3")
-        await asyncio.sleep(0.2)
-    rec = orjson.loads(recommendations.await_args.kwargs["value"])
-    ids = [item["item_id"] for item in rec["items"]]
-    assert len(ids) == 10 and "cooking-0" not in ids
-    assert set(ids[:2]) == {"cooking-1", "cooking-2"}
+
+@pytest.mark.asyncio
+async def test_weigh_dead_letters_the_weights_of_a_batch_the_scorer_fails_on(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    monkeypatch.setattr(worker_runtime.model, "recommend", lambda updates, k: 1 / 0)
+    window = [{"event_id": "u9-0", "user_id": "u9", "kind": "view", "ts": 1, "item_id": "space-1",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with agents.weigh.test_context() as agent:
+        await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u9")
+        await asyncio.sleep(0.3)
+    [sent] = weights.await_args_list
+    [dead_call] = dead.await_args_list
+    dead_letter = orjson.loads(dead_call.kwargs["value"])
+    assert dead_letter["reason"] == "internal error: ZeroDivisionError: division by zero"
+    assert (dead_letter["topic"], dead_letter["offset"]) == (agents.settings.encoded_topic, 0)
+    assert WeightUpdate.from_json(sent.kwargs["value"]).version == 1
+    assert WeightUpdate.from_json(dead_letter["value"].encode()).user_id == "u9"

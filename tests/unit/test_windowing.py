@@ -1,5 +1,12 @@
 from streams.events import BehaviorEvent
-from streams.windowing import WindowedEvent, WindowPolicy, decode_window, encode_window
+from streams.windowing import (
+    PendingWindows,
+    WindowedEvent,
+    WindowPolicy,
+    decode_window,
+    encode_window,
+    source_partition,
+)
 
 
 def windowed(kind: str, arrived: float, n: int = 0) -> WindowedEvent:
@@ -22,3 +29,33 @@ def test_window_round_trips() -> None:
     window = [windowed("view", 5.0), windowed("search", 6.0, 1)]
     assert decode_window(encode_window(window)) == window
     assert decode_window(None) == [] and decode_window(b"") == []
+
+
+def test_pending_windows_are_taken_per_partition_oldest_first() -> None:
+    pending = PendingWindows()
+    pending.opened(0, "a", 0.0)
+    pending.opened(0, "b", 50.0)
+    pending.opened(0, "a", 40.0)  # a's window is still the one opened at 0
+    pending.opened(1, "c", 0.0)
+    assert pending.take_due(0, 120.0, 100.0) == ["a"]
+    assert pending.take_due(0, 120.0, 100.0) == []
+    assert pending.first_arrived(0, "b") == 50.0 and pending.first_arrived(0, "a") is None
+    # partition 0 had a message at 120; partition 1 never did, so only its window needs a tick
+    assert pending.take_quiet_due(130.0, 100.0, quiet_ms=20.0) == ["c"]
+    assert pending.take_quiet_due(130.0, 100.0, quiet_ms=20.0) == []
+    assert pending.take_quiet_due(200.0, 100.0, quiet_ms=20.0) == ["b"]
+    pending.opened(0, "d", 190.0)
+    pending.closed(0, "d")
+    assert pending.take_due(0, 400.0, 100.0) == []
+
+
+def test_a_window_armed_again_keeps_its_place_by_age() -> None:
+    pending = PendingWindows()
+    pending.opened(0, "new", 300.0)
+    pending.opened(0, "old", 0.0)  # its flush failed: armed again, older than the window opened since
+    assert pending.take_due(0, 150.0, 100.0) == ["old"]
+
+
+def test_a_window_names_its_source_partition() -> None:
+    assert source_partition([windowed("view", 0.0, 7)]) == 0
+    assert source_partition([WindowedEvent(BehaviorEvent("e", "u", "view", 1, "i1"), "my.topic-a:3:12", 0.0)]) == 3
