@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -12,6 +14,7 @@ from streams.app import dead_letter_topic, runtime
 from streams.dead_letter import SourcePosition, dead_letter_record
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
 
 
 def now_ms() -> float:
@@ -31,6 +34,23 @@ async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, 
     log.exception("stage failed on a message from %s[%s]@%s", source.topic, source.partition, source.offset)
     reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
+
+
+async def in_batch_or_one_by_one(
+    step: Callable[[Sequence[Item]], Awaitable[None]], items: Sequence[Item],
+    dead_letter: Callable[[Item, Exception], Awaitable[None]],
+) -> None:
+    """Runs `step` on the whole batch; if it fails, on one item at a time, dead-lettering an item that still fails
+    (a bad item never takes its batch with it, and is never dropped)."""
+    try:
+        await step(items)
+    except Exception:
+        log.warning("a batch of %d failed in %s; trying one at a time", len(items), step.__name__, exc_info=True)
+        for item in items:
+            try:
+                await step([item])
+            except Exception as error:
+                await dead_letter(item, error)
 
 
 def f16_text(vector: np.ndarray) -> str:

@@ -10,16 +10,23 @@ topic, which is an output like the recommendations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import orjson
 from aiokafka import ConsumerRecord
 from faust.types import EventT
 
 from sinks.online_model import UserEvent
-from streams.agent_support import dead_letter_internal, f16_vector, now_ms, send_dead_letter
+from streams.agent_support import (
+    dead_letter_internal,
+    f16_vector,
+    in_batch_or_one_by_one,
+    now_ms,
+    send_dead_letter,
+)
 from streams.app import (
     app,
     encoded_topic,
@@ -35,7 +42,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.windowing import WindowedEvent, decode_window, encode_window, source_partition
+from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -55,80 +62,131 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
-async def flush_window(partition: int, user_id: str, window: list[WindowedEvent]) -> None:
-    """Sends the window and forgets it only once the broker acked it. The table delete is durable at once (local
-    RocksDB, and its changelog tombstone may reach the broker first), so forgetting before the ack would lose the
-    window's earlier events, whose offsets are already committed, if the worker died in between; a window sent
-    twice is harmless (each user state ignores events it already applied). A send that fails leaves what the
-    table holds of the window armed for another age-based flush (it was taken off to be flushed)."""
-    try:
-        delivery = await windows_topic.send(key=user_id.encode(), value=encode_window(window))
-        await delivery
-    except Exception:
-        runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
-        raise
-    if user_id in open_windows:
-        del open_windows[user_id]
-    runtime.pending_windows.closed(partition, user_id)
-    runtime.metrics.window_flushes.inc()
-
-
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
-    """Validates events, dead-letters the bad ones, and windows the good ones per user; after each message, flushes
-    the windows of its partition that waited long enough. An event the stage fails on is dead-lettered with the
-    error, and the stream goes on."""
+    """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time; each
+    batch also flushes the windows of its partitions that waited long enough. A batch that fails is windowed one
+    message at a time; a message that still fails is dead-lettered. Messages buffered before a rebalance are left
+    to be fetched again (see `weigh`)."""
     await runtime.catalogue_ready.wait()
-    async for event in stream.events():
-        message, arrived = event.message, now_ms()
-        ticked = [event.key.decode()] if message.topic == settings.ticks_topic else []
-        if not ticked:
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        current = [event for event in events if of_current_generation(app, event.message)]
+        if current:
+            await in_batch_or_one_by_one(ingest_batch, current, dead_letter_event)
+
+
+async def dead_letter_event(event: EventT, error: Exception) -> None:  # type: ignore[type-arg]
+    await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
+
+
+async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-arg]
+    """Windows a batch of events (and tick messages) per user, flushes the due windows and waits for the broker's
+    acks at once, then stores each changed window in the context of the last message of its partition.
+
+    A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
+    changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
+    events, whose offsets are already committed, if the worker died in between. A flush that is not acked goes
+    back into the stored window, due at once. A window sent twice is harmless (each user state ignores events it
+    already applied)."""
+    batch = await IngestBatch.of(events)
+    now = now_ms()
+    due = {user_id: partition for partition in batch.last_of_partition
+           for user_id in runtime.pending_windows.take_due(partition, now, settings.window_max_wait_ms)}
+    for user_id, partition in [*batch.ticked, *due.items()]:
+        batch.partition_of.setdefault(user_id, partition)
+        batch.windows.flush_if_due(user_id, now)
+    acked = await send_windows(batch.windows.flushed)
+    batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
+    if not all(of_current_generation(app, event.message) for event in batch.last_of_partition.values()):
+        log.info("a rebalance began while %d messages were windowed; they will be fetched again", len(events))
+        for user_id, partition in due.items():
+            runtime.pending_windows.opened(partition, user_id, now - settings.window_max_wait_ms)
+        return
+    batch.store()
+    runtime.metrics.window_flushes.inc(sum(acked))
+
+
+@dataclass
+class IngestBatch:
+    """A batch's windows, with the partition of each user and the last message of each partition (the context
+    of that partition's table reads and writes)."""
+
+    windows: WindowBatch = field(init=False)
+    last_of_partition: dict[int, EventT] = field(default_factory=dict)  # type: ignore[type-arg]
+    partition_of: dict[str, int] = field(default_factory=dict)
+    ticked: list[tuple[str, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.windows = WindowBatch(runtime.window_policy, self._load)
+
+    @classmethod
+    async def of(cls, events: Sequence[EventT]) -> IngestBatch:  # type: ignore[type-arg]
+        """Each valid event into its user's window (bad ones dead-lettered); ticks noted."""
+        batch = cls()
+        for event in events:
+            message = event.message
+            batch.last_of_partition[message.partition] = event
+            if message.topic == settings.ticks_topic:
+                batch.ticked.append((event.key.decode(), message.partition))
+                continue
             try:
-                await ingest_one(event, arrived)
+                item = await windowed_event(event)
             except Exception as error:
-                await dead_letter_internal(event.value, event.key, error, SourcePosition.of(message))
-        due = runtime.pending_windows.take_due(message.partition, arrived, settings.window_max_wait_ms)
-        await flush_due(message.partition, list(dict.fromkeys(ticked + due)), arrived)
+                await dead_letter_event(event, error)
+                continue
+            if item is not None:
+                batch.partition_of[item.event.user_id] = message.partition
+                batch.windows.add(item)
+        return batch
+
+    def _load(self, user_id: str) -> list[WindowedEvent]:
+        with in_event_context(self.last_of_partition[self.partition_of[user_id]]):
+            return decode_window(open_windows.get(user_id))
+
+    def store(self) -> None:
+        """Writes each changed window (or deletes an emptied one) and arms or disarms each age-based flush."""
+        for user_id in self.windows.changed:
+            window = self.windows.windows[user_id]
+            with in_event_context(self.last_of_partition[self.partition_of[user_id]]):
+                if window:
+                    open_windows[user_id] = encode_window(window)
+                elif user_id in open_windows:
+                    del open_windows[user_id]
+        for user_id, window in self.windows.windows.items():
+            if window:
+                runtime.pending_windows.opened(self.partition_of[user_id], user_id, window[0].arrived_ms)
+            else:
+                runtime.pending_windows.closed(self.partition_of[user_id], user_id)
 
 
-async def flush_due(partition: int, users: list[str], now: float) -> None:
-    """Flushes the windows of `users` (of `partition`, taken off the pending ones) that are due; a window not due
-    yet (a newer one than its tick was for) is armed again. A failure leaves the rest armed, due at once: the
-    message being handled is fine, and the windows' events are kept in the table."""
-    for n, user_id in enumerate(users):
-        try:
-            window = decode_window(open_windows.get(user_id))
-            if runtime.window_policy.is_due(window, now):
-                await flush_window(partition, user_id, window)
-            elif window:
-                runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
-        except Exception:
-            log.warning("flushing %d due windows of partition %d failed; they stay armed", len(users) - n, partition,
-                        exc_info=True)
-            for later in users[n + 1:]:
-                runtime.pending_windows.opened(partition, later, now - settings.window_max_wait_ms)
-            return
-
-
-async def ingest_one(event: EventT, arrived: float) -> None:
-    """One behaviour event into its user's window (flushed at once when that makes it due)."""
-    policy = runtime.window_policy
+async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore[type-arg]
+    """The event with its source and arrival, or None when it is invalid (then it is dead-lettered)."""
     message = event.message
     source = SourcePosition.of(message)
+    arrived = now_ms()
     routed = route_event(event.value, event.key, source, int(arrived), limits=runtime.limits,
                          catalogue=runtime.model.catalogue)
     if isinstance(routed, Rejected):
         await send_dead_letter(routed.reason, routed.record, event.key, source)
-        return
-    parsed = routed.event
-    runtime.metrics.events_in.labels(parsed.kind).inc()
-    window = decode_window(open_windows.get(parsed.user_id))
-    window.append(WindowedEvent(parsed, f"{source.topic}:{source.partition}:{source.offset}", arrived))
-    if policy.is_due(window, arrived):
-        await flush_window(message.partition, parsed.user_id, window)
-    else:
-        open_windows[parsed.user_id] = encode_window(window)
-        runtime.pending_windows.opened(message.partition, parsed.user_id, window[0].arrived_ms)
+        return None
+    runtime.metrics.events_in.labels(routed.event.kind).inc()
+    return WindowedEvent(routed.event, f"{source.topic}:{source.partition}:{source.offset}", arrived)
+
+
+async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:
+    """Sends the windows in order and waits for all their acks at once; which ones the broker acked."""
+    deliveries: list[Awaitable[object] | None] = []
+    for user_id, window in flushes:
+        try:
+            deliveries.append(await windows_topic.send(key=user_id.encode(), value=encode_window(window)))
+        except Exception:
+            log.warning("a window of %s could not be sent; it stays in the table", user_id, exc_info=True)
+            deliveries.append(None)
+    outcomes = iter(await asyncio.gather(*(d for d in deliveries if d is not None), return_exceptions=True))
+    acked = [delivery is not None and not isinstance(next(outcomes), BaseException) for delivery in deliveries]
+    if not all(acked):
+        log.warning("%d of %d windows were not acked; they stay in the table", acked.count(False), len(acked))
+    return acked
 
 
 @open_windows.on_recover
@@ -259,13 +317,8 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
                 await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
         if not windows:
             continue
-        try:
-            await weigh_batch(windows)
-        except Exception:
-            log.warning("a batch of %d windows failed; applying them one at a time", len(windows))
-            for window in windows:
-                try:
-                    await weigh_batch([window])
-                except Exception as error:
-                    await dead_letter_internal(window[0].value, window[0].key, error,
-                                               SourcePosition.of(window[0].message))
+        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
+
+
+async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
+    await dead_letter_event(window[0], error)

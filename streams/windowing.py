@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,39 @@ class PendingWindows:
 def source_partition(window: list[WindowedEvent]) -> int:
     """The input partition a window's events came from (sources are `topic:partition:offset`)."""
     return int(window[0].source.rsplit(":", 2)[1])
+
+
+class WindowBatch:
+    """The windows one batch of ingest touches: each user's loaded once (`load`), changed in memory, and taken off
+    to be flushed when due; the caller stores what `changed` names once the flushes are acked."""
+
+    def __init__(self, policy: WindowPolicy, load: Callable[[str], list[WindowedEvent]]) -> None:
+        self.policy = policy
+        self._load = load
+        self.windows: dict[str, list[WindowedEvent]] = {}
+        self.flushed: list[tuple[str, list[WindowedEvent]]] = []
+        self.changed: set[str] = set()
+
+    def window(self, user_id: str) -> list[WindowedEvent]:
+        if user_id not in self.windows:
+            self.windows[user_id] = self._load(user_id)
+        return self.windows[user_id]
+
+    def add(self, item: WindowedEvent) -> None:
+        """Appends an event to its user's window, flushed at once when that makes it due."""
+        user_id = item.event.user_id
+        self.window(user_id).append(item)
+        self.changed.add(user_id)
+        self.flush_if_due(user_id, item.arrived_ms)
+
+    def flush_if_due(self, user_id: str, now_ms: float) -> None:
+        window = self.window(user_id)
+        if self.policy.is_due(window, now_ms):
+            self.flushed.append((user_id, window))
+            self.windows[user_id] = []
+            self.changed.add(user_id)
+
+    def keep_unsent(self, unsent: list[tuple[str, list[WindowedEvent]]]) -> None:
+        """Flushes the broker did not ack: their events go back in front of their users' open windows, in order."""
+        for user_id, window in reversed(unsent):
+            self.windows[user_id] = window + self.windows[user_id]
