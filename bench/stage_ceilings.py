@@ -181,6 +181,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--events", type=int, default=4000, help="events the weighting stage learns from")
     parser.add_argument("--skip-encoder", action="store_true")
+    parser.add_argument("--weighting-max-items", type=int, default=100_000,
+                        help="largest catalogue the weighting stage is timed on (learning one event at a time "
+                             "over 1M items takes about 0.2 s per event)")
     parser.add_argument("--candidates", type=int, default=100, help="per source for the ANN scorer (0: skip it)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -190,7 +193,10 @@ def main() -> int:
         encoder_ceiling(encoder, args.texts, args.batch_size, Path(Settings.from_env().data_dir) / "onnx")
         query_cache_ceiling(encoder, args.texts, 8)
     for n_items in args.items:
-        weighting_ceiling(n_items, args.events, args.users)
+        if n_items <= args.weighting_max_items:
+            weighting_ceiling(n_items, args.events, args.users)
+        else:
+            print(f"weighting {n_items} items: skipped (above --weighting-max-items {args.weighting_max_items})")
         scorer_ceiling(n_items, args.users, 10, args.candidates)
     return 0
 

@@ -1,11 +1,11 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
-recommendations. Every table write happens in the context of a message of the key's own partition: ingest
-handles one message at a time; weigh takes batches and writes each user's state in the context of that user's
-last message in the batch (a user's messages all share one partition). encode takes batches too. weigh ranks
-the users it updated in the same step (the sink's batched scorer), so a window costs no hop through the weights
-topic, which is an output like the recommendations.
+recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
+own partition: ingest and weigh write each user's window or state in the context of the last message of that
+user's partition in the batch (a user's messages all share one partition). weigh ranks the users it updated in
+the same step (the sink's batched scorer), so a window costs no hop through the weights topic, which is an
+output like the recommendations.
 """
 
 from __future__ import annotations
