@@ -92,18 +92,29 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
     now = now_ms()
     due = {user_id: partition for partition in batch.last_of_partition
            for user_id in runtime.pending_windows.take_due(partition, now, settings.window_max_wait_ms)}
-    for user_id, partition in [*batch.ticked, *due.items()]:
-        batch.partition_of.setdefault(user_id, partition)
-        batch.windows.flush_if_due(user_id, now)
-    acked = await send_windows(batch.windows.flushed)
-    batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
-    if not all(of_current_generation(app, event.message) for event in batch.last_of_partition.values()):
+    try:
+        for user_id, partition in [*batch.ticked, *due.items()]:
+            batch.partition_of.setdefault(user_id, partition)
+            batch.windows.flush_if_due(user_id, now)
+        acked = await send_windows(batch.windows.flushed)
+        batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
+        current = all(of_current_generation(app, event.message) for event in batch.last_of_partition.values())
+        if current:
+            batch.store()
+    except Exception:  # the batch is tried again one message at a time: the windows taken off stay due
+        arm_due_at_once(due, now)
+        raise
+    if not current:
         log.info("a rebalance began while %d messages were windowed; they will be fetched again", len(events))
-        for user_id, partition in due.items():
-            runtime.pending_windows.opened(partition, user_id, now - settings.window_max_wait_ms)
+        arm_due_at_once(due, now)
         return
-    batch.store()
     runtime.metrics.window_flushes.inc(sum(acked))
+
+
+def arm_due_at_once(due: Mapping[str, int], now: float) -> None:
+    """Arms again the windows a batch took off to flush and did not store (a window still armed keeps its age)."""
+    for user_id, partition in due.items():
+        runtime.pending_windows.opened(partition, user_id, now - settings.window_max_wait_ms)
 
 
 @dataclass

@@ -202,6 +202,31 @@ async def test_the_next_message_of_a_partition_flushes_its_windows_due_by_age(wo
 
 
 @pytest.mark.asyncio
+async def test_a_batch_that_fails_leaves_the_windows_it_took_due(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The batch is tried again one message at a time; the due window it had taken off is flushed then."""
+    windows = AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    real_send_windows, failed = agents.send_windows, []
+
+    async def failing_once(flushes):  # type: ignore[no-untyped-def]
+        if flushes and not failed:
+            failed.append(flushes)
+            raise RuntimeError("a bug after the due windows were taken")
+        return await real_send_windows(flushes)
+
+    monkeypatch.setattr(agents, "send_windows", failing_once)
+    clock = {"now": time.time() * 1000.0}
+    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u15", 0), b"u15"))
+        clock["now"] += agents.settings.window_max_wait_ms
+        await handled(agent, (event("u16", 0), b"u16"))  # u15 is due: its batch fails once
+    assert [user for user, _ in failed[0]] == ["u15"]
+    assert [e["event_id"] for e in orjson.loads(windows.await_args.kwargs["value"])] == ["u15-0"]
+    assert "u15" not in agents.open_windows
+
+
+@pytest.mark.asyncio
 async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     open_while_unacked: list[bool] = []
 
