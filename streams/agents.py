@@ -163,11 +163,13 @@ class IngestBatch:
                     open_windows[user_id] = encode_window(window)
                 elif user_id in open_windows:
                     del open_windows[user_id]
+        flushed = {user_id for user_id, _ in self.windows.flushed}
         for user_id, window in self.windows.windows.items():
+            partition = self.partition_of[user_id]
+            if user_id in flushed or not window:  # a window opened after a flush is armed with its own age
+                runtime.pending_windows.closed(partition, user_id)
             if window:
-                runtime.pending_windows.opened(self.partition_of[user_id], user_id, window[0].arrived_ms)
-            else:
-                runtime.pending_windows.closed(self.partition_of[user_id], user_id)
+                runtime.pending_windows.opened(partition, user_id, window[0].arrived_ms)
 
 
 async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore[type-arg]

@@ -227,6 +227,20 @@ async def test_a_batch_that_fails_leaves_the_windows_it_took_due(worker_runtime,
 
 
 @pytest.mark.asyncio
+async def test_a_window_opened_after_a_flush_is_armed_with_its_own_age(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
+    clock = {"now": time.time() * 1000.0}
+    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    start = clock["now"]
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u17", 0), b"u17"))
+        clock["now"] = start + 100.0
+        await handled(agent, (event("u17", 1, kind="purchase", item="jazz-1"), b"u17"), (event("u17", 2), b"u17"))
+        assert [e.event.event_id for e in decode_window(agents.open_windows["u17"])] == ["u17-2"]
+        assert runtime.pending_windows.first_arrived(0, "u17") == start + 100.0
+
+
+@pytest.mark.asyncio
 async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     open_while_unacked: list[bool] = []
 
