@@ -14,8 +14,9 @@ from sinks.covisitation import CoVisitation
 from sinks.decayed_counts import PopularityCounts
 from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
-from sinks.scorer import CatalogueScorer
+from sinks.scorer import CatalogueScorer, ContentScores
 from weighting.config import WeightingConfig
+from weighting.factors import FACTORS
 from weighting.fusion_learning import listwise_gradient, log_weight_step
 from weighting.global_prior import GlobalPrior
 from weighting.user_state import UserState, Vector, event_fingerprint
@@ -127,7 +128,7 @@ class OnlineModel:
             current[user_id] = after
 
         judged = [step for step in steps if step.feedback]
-        content = self.scorer.content_z(
+        content = self.scorer.content_scores(
             np.stack([np.stack(content_profiles(step.before, config, step.event.ts)) for step in judged])
             if judged else np.zeros((0, 3, catalogue.dim), np.float32)
         )
@@ -158,7 +159,7 @@ class OnlineModel:
         return new_states, len(steps)
 
     def _feedback_gradient(
-        self, step: _Step, before: UserState, weights: npt.NDArray[np.float64], content_z: npt.NDArray[np.float32]
+        self, step: _Step, before: UserState, weights: npt.NDArray[np.float64], content: ContentScores
     ) -> npt.NDArray[np.float64]:
         """The listwise gradient of one feedback event at the `weights` the user was served.
 
@@ -166,11 +167,15 @@ class OnlineModel:
         """
         assert step.row is not None
         config = self.config
-        factor_z = np.vstack([content_z, self.scorer.signal_z(anchors_of(before, config), step.event.ts)])
+        signals, signal_scale = self.scorer.signal_scores(anchors_of(before, config), step.event.ts)
+        scores = np.zeros((len(FACTORS), len(self.catalogue)))
+        scores[content.factors] = content.scores
+        scores[len(content.scale) :] = signals
         candidates = np.ones(len(self.catalogue), dtype=bool)
         candidates[self.scorer.seen_rows(before.seen)] = False
         candidates[step.row] = True
-        gradient = listwise_gradient(factor_z, weights, candidates, step.row)
+        gradient = listwise_gradient(scores, np.concatenate([content.scale, signal_scale]), weights, candidates,
+                                     step.row)
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
         return gradient if wanted else -gradient
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,15 @@ class TopK:
     contributions: npt.NDArray[np.float32]
 
 
+class ContentScores(NamedTuple):
+    """One case's content factors for the feedback step: the factors whose profile is not zero, their raw scores
+    over the catalogue (factors × items) and every content factor's z-scale (1/std; 0 for a zero profile)."""
+
+    factors: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+    scale: npt.NDArray[np.float32]
+
+
 class CatalogueScorer:
     """Holds the shared, non-personal signals (catalogue, popularity, co-visitation) and ranks for users."""
 
@@ -95,6 +104,7 @@ class CatalogueScorer:
         self.freshness_half_life_ms = freshness_half_life_ms
         self.candidates = candidates
         self.index = CandidateIndex(catalogue) if candidates else None
+        self._freshness_cache: tuple[npt.NDArray[np.int64], int, npt.NDArray[np.float64]] | None = None
 
     def _rows(self, item_ids: Collection[str]) -> npt.NDArray[np.int64]:
         """The rows of the ids still in the catalogue, in order."""
@@ -119,9 +129,20 @@ class CatalogueScorer:
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """The raw popularity and freshness scores (2 × items): the same for every user."""
-        n_items = len(self.catalogue)
-        age = np.maximum(now - self.catalogue.first_seen(), 0).astype(np.float64)
-        return np.stack([self.popularity.scores(n_items), np.exp(-age * math.log(2) / self.freshness_half_life_ms)])
+        return np.stack([self.popularity.scores(len(self.catalogue)), self._freshness(now)])
+
+    def _freshness(self, now: int) -> npt.NDArray[np.float64]:
+        """exp(−age / half-life) per item. Once `now` is past every item's entry, that is the scores as of the newest
+        entry (cached until the catalogue changes) times one decay factor: a multiplication instead of an exp."""
+        first_seen = self.catalogue.first_seen()
+        rate = math.log(2) / self.freshness_half_life_ms
+        if self._freshness_cache is None or self._freshness_cache[0] is not first_seen:
+            newest = int(first_seen.max()) if len(first_seen) else 0
+            self._freshness_cache = first_seen, newest, np.exp(-(newest - first_seen).astype(np.float64) * rate)
+        _, newest, scores = self._freshness_cache
+        if now >= newest:
+            return scores * math.exp(-(now - newest) * rate)
+        return np.exp(-np.maximum(now - first_seen, 0).astype(np.float64) * rate)
 
     def _anchor_rows(self, anchor_lists: Sequence[Sequence[Anchor]]) -> AnchorRows:
         """Each list's anchors still in the catalogue (one list per user), flat."""
@@ -157,26 +178,37 @@ class CatalogueScorer:
         mask[self._seen_indices(updates)] = True
         return mask.to(self.catalogue.device)
 
-    def content_z(self, profiles: npt.NDArray[np.float32]) -> Iterator[npt.NDArray[np.float32]]:
-        """For each case's short-term, long-term and query profiles (cases × 3 × dim), the three content factors'
-        z-scores over the catalogue (3 × items; a constant factor is 0), one case at a time.
+    def content_scores(self, profiles: npt.NDArray[np.float32]) -> Iterator[ContentScores]:
+        """For each case's short-term, long-term and query profiles (cases × 3 × dim), the content factors' raw scores
+        over the catalogue and their z-scales, one case at a time.
 
-        One matrix product per chunk of cases, so a batch of events pays one pass over the catalogue.
+        One matrix product per chunk of cases, so a batch of events pays one pass over the catalogue; a zero profile
+        (a user who never searched has no query) is a constant factor and is left out of the product.
         """
         catalogue = self.catalogue
-        mean, cov = catalogue.moments
+        _, cov = catalogue.moments
         chunk = max(1, Z_CHUNK_ELEMENTS // max(3 * len(catalogue), 1))
         for start in range(0, len(profiles), chunk):
-            user_profiles = torch.from_numpy(profiles[start : start + chunk]).to(catalogue.device)
-            scale = z_scale(content_spread(user_profiles, cov))
-            z = (user_profiles @ catalogue.matrix.T - (user_profiles @ mean)[:, :, None]) * scale[:, :, None]
-            yield from z.cpu().numpy()
+            block = torch.from_numpy(profiles[start : start + chunk]).to(catalogue.device)
+            scales = z_scale(content_spread(block, cov))
+            live = scales.flatten() > 0
+            product = (block.flatten(0, 1)[live] @ catalogue.matrix.T).cpu().numpy()
+            per_case = live.view(len(block), 3).sum(dim=1).cpu().numpy()
+            first = np.cumsum(per_case) - per_case
+            for case, scale in enumerate(scales.cpu().numpy()):
+                factors = np.flatnonzero(scale > 0)
+                yield ContentScores(factors, product[first[case] : first[case] + len(factors)], scale)
 
-    def signal_z(self, anchors: Sequence[Anchor], now: int) -> npt.NDArray[np.float64]:
-        """Co-visitation (from the user's anchors), popularity and freshness z-scored over the catalogue now
-        (3 × items; a constant factor is 0)."""
-        covisit = self.covisitation.batch_scores(self._anchor_rows([anchors]), len(self.catalogue)).dense(1)[0]
-        return standardise(np.vstack([covisit, self.shared_scores(now)]))
+    def signal_scores(
+        self, anchors: Sequence[Anchor], now: int
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Co-visitation (from the user's anchors), popularity and freshness now: their raw scores (3 × items) and
+        z-scales (see `content_scores`)."""
+        covisit = self.covisitation.batch_scores(self._anchor_rows([anchors]), len(self.catalogue))
+        scores = np.vstack([covisit.dense(1), self.shared_scores(now)])
+        _, covisit_std = covisit.moments(1)
+        std = np.concatenate([covisit_std, scores[1:].std(axis=1, ddof=1) if scores.shape[1] > 1 else np.zeros(2)])
+        return scores, np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
 
     def seen_rows(self, seen: Collection[str]) -> npt.NDArray[np.int64]:
         return self._rows(seen)

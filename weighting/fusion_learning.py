@@ -8,6 +8,8 @@ their overall scale (the softmax's sharpness) is learned too; ranking only depen
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -15,20 +17,26 @@ Weights = npt.NDArray[np.float64]
 
 
 def listwise_gradient(
-    factor_z: npt.NDArray[np.float64], weights: Weights, candidates: npt.NDArray[np.bool_], row: int
+    scores: npt.NDArray[np.floating[Any]], scale: Weights, weights: Weights, candidates: npt.NDArray[np.bool_],
+    row: int,
 ) -> Weights:
     """z_f(row) − E_p[z_f] for each factor: how much factor f favoured item `row` over what the fusion favoured.
 
-    `factor_z` is factors × items; the candidates are the items the user could have been shown (`row` among them).
+    `scores` is factors × items, raw; each factor is z-scored over the catalogue, z_f = (s_f − mean_f) · scale_f
+    (`scale` is 1/std, 0 for a constant factor). Neither the softmax nor the difference depends on the means, so
+    none is computed: p = softmax((w · scale) @ s) and the gradient is scale · (s[:, row] − s @ p). The candidates
+    are the items the user could have been shown (`row` among them).
 
     >>> z = np.array([[3.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
-    >>> listwise_gradient(z, np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
+    >>> listwise_gradient(z, np.ones(2), np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
     [3.0, -3.0]
+    >>> listwise_gradient(z + 5.0, np.array([2.0, 1.0]), np.array([0.0, 10.0]), np.ones(3, bool), 0).round(3).tolist()
+    [6.0, -3.0]
     """
-    fused = np.where(candidates, weights @ factor_z, -np.inf)
+    fused = np.where(candidates, (weights * scale) @ scores, -np.inf)
     p = np.exp(fused - fused.max())
     p /= p.sum()
-    return factor_z[:, row] - factor_z @ p
+    return scale * (scores[:, row] - scores @ p)
 
 
 def log_weight_step(

@@ -67,18 +67,35 @@ def test_model_recommends_unseen_items_near_the_interest_with_reasons() -> None:
     assert total == pytest.approx(rec.items[0].score, abs=1e-4)
 
 
-def test_feedback_z_scores_match_the_dense_reference() -> None:
+def test_feedback_scores_and_scales_match_the_dense_reference() -> None:
     model = OnlineModel(small_catalogue())
     state = model.learn("u", model.new_state(), ProfileEvent("e1", "purchase", 0, "a1"))
     state = model.learn("u", state, ProfileEvent("e2", "view", DAY, "b1"))
     update = model.weight_update("u", state, DAY)
     profiles = np.stack(content_profiles(state, model.config, DAY))[None]
-    [content] = list(model.scorer.content_z(profiles))
-    signals = model.scorer.signal_z(anchors_of(state, model.config), DAY)
+    [content] = list(model.scorer.content_scores(profiles))
+    signals, signal_scale = model.scorer.signal_scores(anchors_of(state, model.config), DAY)
+    scores = np.zeros((len(FACTORS), 5))
+    scores[content.factors] = content.scores
+    scores[3:] = signals
+    scale = np.concatenate([content.scale, signal_scale])
     reference = model.scorer.factor_scores([update])[0].numpy()
-    assert np.vstack([content, signals]) == pytest.approx(reference, abs=1e-4)
-    assert np.abs(signals[Factor.COVISIT - 3]).sum() > 0  # a1 and b1 were acted on together: co-visitation moves
-    assert signals[Factor.FRESHNESS - 3].tolist() == [0.0] * 5  # every item entered at once: constant, so 0
+    assert (scores - scores.mean(axis=1, keepdims=True)) * scale[:, None] == pytest.approx(reference, abs=1e-4)
+    assert content.factors.tolist() == [Factor.SHORT_TERM, Factor.LONG_TERM]  # no search: the query is left out
+    assert scale[Factor.QUERY] == 0.0 and np.abs(reference[Factor.QUERY]).sum() == 0.0
+    assert scale[Factor.COVISIT] > 0  # a1 and b1 were acted on together: co-visitation moves
+    assert scale[Factor.FRESHNESS] == 0.0  # every item entered at once: constant
+
+
+def test_freshness_scores_match_the_decay_of_each_item_age() -> None:
+    catalogue = Catalogue(2)
+    catalogue.upsert([CatalogueItem(f"i{n}", "t", (), n * DAY) for n in range(3)],
+                     {f"i{n}": np.array([1.0, 0.0], np.float32) for n in range(3)})
+    model = OnlineModel(catalogue)
+    half_life = model.scorer.freshness_half_life_ms
+    for now in (DAY // 2, 2 * DAY, 30 * DAY, 31 * DAY):  # before the newest item's entry, then after it (cached)
+        ages = np.maximum(now - np.arange(3) * DAY, 0)
+        assert model.scorer.shared_scores(now)[1] == pytest.approx(0.5 ** (ages / half_life), rel=1e-12)
 
 
 def test_feedback_moves_weight_to_the_factor_that_ranked_the_item() -> None:

@@ -54,11 +54,14 @@ def test_listwise_gradient_judges_factors_against_the_fused_ranking() -> None:
     z = np.array([[2.0, 0.0, -2.0], [0.0, 2.0, -2.0]])
     # equal weights: items 0 and 1 tie at the top, p = (e^2, e^2, e^-4) / Σ
     p = np.exp([2.0, 2.0, -4.0]) / np.exp([2.0, 2.0, -4.0]).sum()
-    gradient = listwise_gradient(z, np.ones(2), np.ones(3, bool), 0)
+    gradient = listwise_gradient(z, np.ones(2), np.ones(2), np.ones(3, bool), 0)
     assert gradient == pytest.approx(z[:, 0] - z @ p)
     assert gradient[0] > 0 > gradient[1]
+    # raw scores on other scales and offsets: z-scored by `scale`, the means cancel
+    raw = z * np.array([[0.5], [4.0]]) + np.array([[3.0], [-7.0]])
+    assert listwise_gradient(raw, np.array([2.0, 0.25]), np.ones(2), np.ones(3, bool), 0) == pytest.approx(gradient)
     # an item that is not a candidate (already seen) takes no part in the expectation
-    alone = listwise_gradient(z, np.ones(2), np.array([True, False, False]), 0)
+    alone = listwise_gradient(z, np.ones(2), np.ones(2), np.array([True, False, False]), 0)
     assert alone == pytest.approx([0.0, 0.0])
 
 
