@@ -6,7 +6,8 @@
 throughput: a backlog of events is produced first; a bare aiokafka consumer loop (getmany + orjson.loads of
 each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures,
 timed from the moment the worker has its catalogue (when its agents start): events/s ingested and events/s
-fully applied and ranked, each against the bare loop.
+fully applied and ranked, each against the bare loop, and end to end against the model's arithmetic for the same
+backlog timed bare (`bench.model_floor`: what one worker could reach doing nothing but encode, learn and rank).
 latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
 receiving the recommendation (p50/p95/p99), read from the recommendations topic.
 """
@@ -24,7 +25,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
+from bench import model_floor
 from bench.live_pipeline import LivePipeline, rss_mib, send_events
+from streams.events import BehaviorEvent
 from streams.kafka_clients import aiokafka_config, client_config
 from streams.settings import Settings
 from streams.synthetic import behaviour_stream, make_users
@@ -60,18 +63,21 @@ async def bare_loop(settings: Settings, backlog: int) -> tuple[float, int]:
     return count / (time.perf_counter() - first), passes
 
 
-def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> int:  # type: ignore[type-arg]
+def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> list[BehaviorEvent]:  # type: ignore[type-arg]
     people = make_users(users, sorted({item.tags[0] for item in items}), seed=9)
-    return send_events(settings, behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000,
-                                                  seed=9))
+    events = list(behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000, seed=9))
+    send_events(settings, events)
+    return events
 
 
 def throughput(args: argparse.Namespace) -> int:
     run = LivePipeline.create("throughput", args.items)
-    sent = produce_backlog(run.settings, args.users, args.events_per_user, run.items)
+    events = produce_backlog(run.settings, args.users, args.events_per_user, run.items)
+    sent = len(events)
     bare, passes = asyncio.run(bare_loop(run.settings, sent))
     print(f"backlog: {sent} events from {args.users} users over {len(run.items)} items")
     print(f"bare aiokafka loop: {bare:,.0f} events/s ({passes} passes over the backlog)")
+    floor = model_floor.measure(run.settings, events, len(run.items))
     run.start()
     try:
         print(f"worker ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors loaded)", flush=True)
@@ -91,10 +97,13 @@ def throughput(args: argparse.Namespace) -> int:
     finally:
         run.stop()
     ingest_rate, end_to_end = sent / (ingested_at - first), sent / (done - first)
+    lists = int(metrics.get("driftrec_recommendations_total", 0))
+    ceiling = floor.events_per_s(sent, lists)
+    print(floor.describe(sent, lists, len(run.items), run.settings.encoder_backend))
     print(f"pipeline ingest: {ingest_rate:,.0f} events/s, {ingest_rate / bare:.3f}x the bare loop")
     print(f"pipeline end to end (applied and ranked): {end_to_end:,.0f} events/s, "
-          f"{end_to_end / bare:.3f}x the bare loop; "
-          f"{int(metrics.get('driftrec_recommendations_total', 0))} recommendation lists; worker RSS {rss:.0f} MiB")
+          f"{end_to_end / bare:.3f}x the bare loop, {end_to_end / ceiling:.2f}x the model floor; "
+          f"{lists} recommendation lists; worker RSS {rss:.0f} MiB")
     return 0
 
 

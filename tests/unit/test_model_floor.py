@@ -1,0 +1,20 @@
+import pytest
+
+from bench.model_floor import FeedbackWork, ModelFloor
+from streams.events import BehaviorEvent
+
+
+def test_feedback_work_counts_the_profiles_each_feedback_event_scores() -> None:
+    events = [
+        BehaviorEvent("e1", "u1", "view", 1, item_id="a"),  # first event of u1: no feedback
+        BehaviorEvent("e2", "u2", "search", 2, query="q"),  # a search is no feedback, but u2 has a query now
+        BehaviorEvent("e3", "u1", "click", 3, item_id="b"),  # short- and long-term
+        BehaviorEvent("e4", "u2", "view", 4, item_id="a"),  # short- and long-term and the query
+        BehaviorEvent("e5", "u2", "skip", 5, item_id="c"),
+    ]
+    assert FeedbackWork.of(events) == FeedbackWork(events=3, profiles=2 + 3 + 3)
+
+
+def test_model_floor_adds_up_the_bare_seconds() -> None:
+    floor = ModelFloor(queries=10, encode_s=1.0, feedback=FeedbackWork(5, 10), feedback_s=0.5, rank_s_per_list=0.01)
+    assert floor.events_per_s(300, lists=50) == pytest.approx(300 / (1.0 + 0.5 + 0.5))
