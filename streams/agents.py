@@ -1,7 +1,8 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
-recommendations. Every stage takes batches. Every table write happens in the context of a message of the key's
+recommendations; a worker that runs every stage encodes in ingest and skips the windows topic
+(`ENCODES_ITS_WINDOWS`). Every stage takes batches. Every table write happens in the context of a message of the key's
 own partition: ingest and weigh write each user's window or state in the context of the last message of that
 user's partition in the batch (a user's messages all share one partition). weigh ranks the users it updated in
 the same step (the sink's batched scorer), so a window costs no hop through the weights topic, which is an
@@ -42,11 +43,17 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
+from streams.query_encoding import encoded_records
 from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
 log = logging.getLogger(__name__)
+ENCODES_ITS_WINDOWS = settings.role == "all"
+"""A worker that runs every stage chains ingest and encode, as a stream processor chains the operators of one key:
+ingest encodes the queries of the windows it flushes and writes them to the encoded topic itself. The hop through
+the windows topic and the encode agent cost more than the encoding (each window was produced, fetched and
+produced again). The encode agent still reads the windows topic, for windows a `core` worker wrote."""
 open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
 user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
@@ -183,15 +190,26 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
         await send_dead_letter(routed.reason, routed.record, event.key, source)
         return None
     runtime.metrics.events_in.labels(routed.event.kind).inc()
-    return WindowedEvent(routed.event, f"{source.topic}:{source.partition}:{source.offset}", arrived)
+    return WindowedEvent.read_at(routed.event, source, arrived)
 
 
 async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:
-    """Sends the windows in order and waits for all their acks at once; which ones the broker acked."""
-    deliveries: list[Awaitable[object] | None] = []
-    for user_id, window in flushes:
+    """Sends the windows in order, encoded (`ENCODES_ITS_WINDOWS`) or to the encoder pool, and waits for all their
+    acks at once; which ones the broker acked. Windows the encoder fails on are dead-lettered, as the encode agent
+    does, and count as delivered once the dead-letter topic acked them."""
+    topic, values = windows_topic, [encode_window(window) for _, window in flushes]
+    if ENCODES_ITS_WINDOWS and flushes:
         try:
-            deliveries.append(await windows_topic.send(key=user_id.encode(), value=encode_window(window)))
+            topic, values = encoded_topic, await encoded_records([[item.to_dict() for item in window]
+                                                                   for _, window in flushes])
+        except Exception as error:
+            for (user_id, window), raw in zip(flushes, values, strict=True):
+                await dead_letter_internal(raw, user_id.encode(), error, window[-1].position)
+            return [True] * len(flushes)
+    deliveries: list[Awaitable[object] | None] = []
+    for (user_id, _), value in zip(flushes, values, strict=True):
+        try:
+            deliveries.append(await topic.send(key=user_id.encode(), value=value))
         except Exception:
             log.warning("a window of %s could not be sent; it stays in the table", user_id, exc_info=True)
             deliveries.append(None)

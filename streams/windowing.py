@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from streams.dead_letter import SourcePosition
 from streams.events import STRONG_KINDS, BehaviorEvent
 
 
@@ -18,6 +19,16 @@ class WindowedEvent:
     event: BehaviorEvent
     source: str
     arrived_ms: float
+
+    @classmethod
+    def read_at(cls, event: BehaviorEvent, position: SourcePosition, arrived_ms: float) -> WindowedEvent:
+        return cls(event, f"{position.topic}:{position.partition}:{position.offset}", arrived_ms)
+
+    @property
+    def position(self) -> SourcePosition:
+        """Where the event was read (`source` is `topic:partition:offset`)."""
+        topic, partition, offset = self.source.rsplit(":", 2)
+        return SourcePosition(topic, int(partition), int(offset))
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.event.to_dict(), "source": self.source, "arrived_ms": self.arrived_ms}
@@ -111,8 +122,8 @@ class PendingWindows:
 
 
 def source_partition(window: list[WindowedEvent]) -> int:
-    """The input partition a window's events came from (sources are `topic:partition:offset`)."""
-    return int(window[0].source.rsplit(":", 2)[1])
+    """The input partition a window's events came from."""
+    return window[0].position.partition
 
 
 class WindowBatch:

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
+from encoders.cached_encoding import RecentQueries
 from sinks.catalogue import CatalogueItem
 
 pytest.importorskip("faust")
@@ -51,6 +52,7 @@ def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
                                            strict=True)))
     monkeypatch.setitem(runtime.__dict__, "model", model)
     monkeypatch.setattr(runtime, "pending_windows", PendingWindows())
+    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", False)  # ingest writes windows for the encoder pool
     runtime.catalogue_ready.set()
     yield runtime
     runtime.catalogue_ready.clear()
@@ -258,6 +260,44 @@ async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_run
         await handled(agent, (event("u4", 1, kind="purchase", item="jazz-1"), b"u4"))
     assert open_while_unacked == [True]
     assert "u4" not in agents.open_windows
+
+
+@pytest.mark.asyncio
+async def test_ingest_of_a_worker_running_every_stage_writes_encoded_windows(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    windows, encoded = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", True)
+    monkeypatch.setattr(agents.windows_topic, "send", windows)
+    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u20", 0), b"u20"), (event("u20", 1, "search", None, "jazz records"), b"u20"),
+                      (event("u21", 0, "purchase", "space-1"), b"u21"))
+        assert "u20" not in agents.open_windows and "u21" not in agents.open_windows
+    assert windows.await_count == 0
+    records = {call.kwargs["key"]: orjson.loads(call.kwargs["value"]) for call in encoded.await_args_list}
+    assert [e["event_id"] for e in records[b"u20"]["events"]] == ["u20-0", "u20-1"]
+    assert records[b"u20"]["events"][0]["source"].endswith(":0:0")
+    assert int(np.argmax(agent_support.f16_vector(records[b"u20"]["queries"]["u20-1"]))) == \
+        TopicEncoder.words.index("jazz")
+    assert records[b"u21"]["queries"] == {}
+
+
+@pytest.mark.asyncio
+async def test_windows_the_encoder_fails_on_in_ingest_are_dead_lettered(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    encoded, dead = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", True)
+    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    monkeypatch.setattr(worker_runtime.encoder, "encode", lambda texts: 1 / 0)
+    monkeypatch.setattr(worker_runtime, "recent_queries", RecentQueries(16))  # no vector remembered
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u22", 0), b"u22"), (event("u22", 1, "search", None, "hiking maps"), b"u22"))
+        assert "u22" not in agents.open_windows
+    assert encoded.await_count == 0
+    [failed] = dead.await_args_list
+    record = orjson.loads(failed.kwargs["value"])
+    assert record["reason"] == "internal error: ZeroDivisionError: division by zero"
+    assert [e["event_id"] for e in orjson.loads(record["value"])] == ["u22-0", "u22-1"]
+    assert (record["partition"], record["offset"]) == (0, 1)
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,34 @@
+"""The encode stage's work: a batch of windows' search queries encoded in one hop to the encoder thread, and each
+window's encoded-topic record. The encode agent runs it on the windows topic; ingest runs it on the windows it
+flushes when the worker runs every stage (`streams.agents.ENCODES_ITS_WINDOWS`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from streams.agent_support import f16_text
+from streams.app import runtime
+
+
+def timed_query_encoding(queries: list[str]) -> np.ndarray:
+    started, hits = time.perf_counter(), runtime.recent_queries.hits
+    vectors = runtime.recent_queries.encode(queries, runtime.encoder)
+    runtime.metrics.encoded(len(queries), time.perf_counter() - started)
+    runtime.metrics.query_cache_hits.inc(runtime.recent_queries.hits - hits)
+    return vectors
+
+
+async def encoded_records(windows: Sequence[list[dict[str, Any]]]) -> list[bytes]:
+    """Each window's encoded-topic record: its events and the float16 vector of each of its search queries (a batch
+    without a search makes no hop). Raises what the encoder raises."""
+    searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
+    vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches]) if searches else []
+    by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
+    return [orjson.dumps({"events": window, "queries": {e["event_id"]: by_event[e["event_id"]]
+                                                        for e in window if e["event_id"] in by_event}})
+            for window in windows]
