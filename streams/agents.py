@@ -1,12 +1,12 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
 ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
-recommendations; a worker that runs every stage encodes in ingest and skips the windows topic
-(`ENCODES_ITS_WINDOWS`). Every stage takes batches. Every table write happens in the context of a message of the key's
-own partition: ingest and weigh write each user's window or state in the context of the last message of that
-user's partition in the batch (a user's messages all share one partition). weigh ranks the users it updated in
-the same step (the sink's batched scorer), so a window costs no hop through the weights topic, which is an
-output like the recommendations.
+recommendations; a worker that runs every stage chains them: ingest encodes, weighs and ranks the windows it
+flushes in its own step (`CHAINS_STAGES`). Every stage takes batches. Every table write happens in the context of a
+message of the key's own partition: ingest and weigh write each user's window or state in the context of the last
+message of that user's partition in the batch (a user's messages all share one partition). weigh ranks the users
+it updated in the same step (the sink's batched scorer), so a window costs no hop through the weights topic, which
+is an output like the recommendations.
 """
 
 from __future__ import annotations
@@ -43,17 +43,18 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
-from streams.query_encoding import encoded_records
+from streams.query_encoding import encoded_windows
 from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
 log = logging.getLogger(__name__)
-ENCODES_ITS_WINDOWS = settings.role == "all"
-"""A worker that runs every stage chains ingest and encode, as a stream processor chains the operators of one key:
-ingest encodes the queries of the windows it flushes and writes them to the encoded topic itself. The hop through
-the windows topic and the encode agent cost more than the encoding (each window was produced, fetched and
-produced again). The encode agent still reads the windows topic, for windows a `core` worker wrote."""
+CHAINS_STAGES = settings.role == "all"
+"""A worker that runs every stage chains them, as a stream processor chains the operators of one key: ingest encodes
+the queries of the windows it flushes, applies them to the users' states and ranks those users in its own step.
+Each hop through a topic cost more than the work it carried (a window was produced, fetched, produced and fetched
+again). The encode and weigh agents still read their topics, for windows a `core` worker or the encoder pool
+wrote."""
 open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
 user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
@@ -87,8 +88,9 @@ async def dead_letter_event(event: EventT, error: Exception) -> None:  # type: i
 
 
 async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-arg]
-    """Windows a batch of events (and tick messages) per user, flushes the due windows and waits for the broker's
-    acks at once, then stores each changed window in the context of the last message of its partition.
+    """Windows a batch of events (and tick messages) per user, flushes the due windows (sends them, or weighs and
+    ranks them: `CHAINS_STAGES`) and waits for the broker's acks at once, then stores each changed window in the
+    context of the last message of its partition.
 
     A stored window is replaced only once its flush is acked: the store is durable at once (local RocksDB, and its
     changelog record may reach the broker first), so replacing it before the ack would lose the window's earlier
@@ -103,7 +105,7 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
         for user_id, partition in [*batch.ticked, *due.items()]:
             batch.partition_of.setdefault(user_id, partition)
             batch.windows.flush_if_due(user_id, now)
-        acked = await send_windows(batch.windows.flushed)
+        acked = await (weigh_flushed(batch) if CHAINS_STAGES else send_windows(batch.windows.flushed))
         batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
         current = all(of_current_generation(app, event.message) for event in batch.last_of_partition.values())
         if current:
@@ -194,22 +196,11 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
 
 
 async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:
-    """Sends the windows in order, encoded (`ENCODES_ITS_WINDOWS`) or to the encoder pool, and waits for all their
-    acks at once; which ones the broker acked. Windows the encoder fails on are dead-lettered, as the encode agent
-    does, and count as delivered once the dead-letter topic acked them."""
-    topic, values = windows_topic, [encode_window(window) for _, window in flushes]
-    if ENCODES_ITS_WINDOWS and flushes:
-        try:
-            topic, values = encoded_topic, await encoded_records([[item.to_dict() for item in window]
-                                                                   for _, window in flushes])
-        except Exception as error:
-            for (user_id, window), raw in zip(flushes, values, strict=True):
-                await dead_letter_internal(raw, user_id.encode(), error, window[-1].position)
-            return [True] * len(flushes)
+    """Sends the windows in order and waits for all their acks at once; which ones the broker acked."""
     deliveries: list[Awaitable[object] | None] = []
-    for (user_id, _), value in zip(flushes, values, strict=True):
+    for user_id, window in flushes:
         try:
-            deliveries.append(await topic.send(key=user_id.encode(), value=value))
+            deliveries.append(await windows_topic.send(key=user_id.encode(), value=encode_window(window)))
         except Exception:
             log.warning("a window of %s could not be sent; it stays in the table", user_id, exc_info=True)
             deliveries.append(None)
@@ -218,6 +209,40 @@ async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> li
     if not all(acked):
         log.warning("%d of %d windows were not acked; they stay in the table", acked.count(False), len(acked))
     return acked
+
+
+async def weigh_flushed(batch: IngestBatch) -> list[bool]:
+    """Encodes, weighs and ranks the batch's flushed windows in this step (`CHAINS_STAGES`), each user's state read
+    and written in the context of the last message of its partition, and waits until the broker acked the new
+    states: a window is forgotten only once the state that holds its events is safe. Every window counts as
+    delivered; one the encoder or the model fails on is dead-lettered, as the encode and weigh agents do."""
+    flushes = batch.windows.flushed
+    if not flushes:
+        return []
+    windows = [[item.to_dict() for item in window] for _, window in flushes]
+    try:
+        encoded = await encoded_windows(windows)
+    except Exception as error:
+        for user_id, window in flushes:
+            await dead_letter_internal(encode_window(window), user_id.encode(), error, window[-1].position)
+        return [True] * len(flushes)
+    sources = [(batch.last_of_partition[batch.partition_of[user_id]], user_id, payload)
+               for (user_id, _), payload in zip(flushes, encoded, strict=True)]
+    await in_batch_or_one_by_one(weigh_batch, sources, dead_letter_flushed_window)
+    await states_acked()
+    return [True] * len(flushes)
+
+
+async def states_acked() -> None:
+    """Waits until everything sent so far, the state tables' changelog records among it, is acked by the broker."""
+    await app.producer.flush()
+
+
+async def dead_letter_flushed_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
+    _, user_id, payload = window
+    events = payload["events"]
+    await dead_letter_internal(orjson.dumps(events), user_id.encode(), error,
+                               WindowedEvent.from_dict(events[-1]).position)
 
 
 @open_windows.on_recover

@@ -1,7 +1,7 @@
 """The encode agent: batches of windows in, their search queries encoded in one call, encoded windows out.
 
 Runs alone in the GPU encoder pool (role `encoder`). A worker of role `all` runs it too, for windows a `core`
-worker wrote; its own ingest encodes the windows it flushes (`streams.agents.ENCODES_ITS_WINDOWS`).
+worker wrote; its own ingest encodes the windows it flushes (`streams.agents.CHAINS_STAGES`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import orjson
 from streams.agent_support import dead_letter_internal
 from streams.app import app, encoded_topic, settings, windows_topic
 from streams.dead_letter import SourcePosition
-from streams.query_encoding import encoded_records
+from streams.query_encoding import encoded_windows
 
 WINDOW_EVENT_KEYS = frozenset({"event_id", "user_id", "kind"})
 
@@ -48,10 +48,10 @@ async def encode(stream):  # type: ignore[no-untyped-def]
             except ValueError as error:  # orjson's decode error is a ValueError too
                 await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
         try:
-            records = await encoded_records(windows)
+            encoded = await encoded_windows(windows)
         except Exception as error:
             for raw in raws:
                 await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
             continue
-        for window, record in zip(windows, records, strict=True):
-            await encoded_topic.send(key=window[0]["user_id"].encode(), value=record)
+        for window, payload in zip(windows, encoded, strict=True):
+            await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))

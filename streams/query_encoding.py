@@ -1,6 +1,6 @@
 """The encode stage's work: a batch of windows' search queries encoded in one hop to the encoder thread, and each
-window's encoded-topic record. The encode agent runs it on the windows topic; ingest runs it on the windows it
-flushes when the worker runs every stage (`streams.agents.ENCODES_ITS_WINDOWS`)."""
+window's encoded form (the encoded topic's record). The encode agent runs it on the windows topic; ingest runs it on
+the windows it flushes when the worker runs every stage (`streams.agents.CHAINS_STAGES`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 
 from streams.agent_support import f16_text
 from streams.app import runtime
@@ -23,12 +22,12 @@ def timed_query_encoding(queries: list[str]) -> np.ndarray:
     return vectors
 
 
-async def encoded_records(windows: Sequence[list[dict[str, Any]]]) -> list[bytes]:
-    """Each window's encoded-topic record: its events and the float16 vector of each of its search queries (a batch
-    without a search makes no hop). Raises what the encoder raises."""
+async def encoded_windows(windows: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each window's encoded form: its events and the float16 vector of each of its search queries (a batch without
+    a search makes no hop). Raises what the encoder raises."""
     searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
     vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches]) if searches else []
     by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
-    return [orjson.dumps({"events": window, "queries": {e["event_id"]: by_event[e["event_id"]]
-                                                        for e in window if e["event_id"] in by_event}})
+    return [{"events": window, "queries": {e["event_id"]: by_event[e["event_id"]]
+                                           for e in window if e["event_id"] in by_event}}
             for window in windows]

@@ -18,6 +18,7 @@ pytest.importorskip("faust")
 from streams import agent_support, agents, encode_agent
 from streams.app import app, runtime
 from streams.windowing import PendingWindows, decode_window
+from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
 
@@ -52,7 +53,7 @@ def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
                                            strict=True)))
     monkeypatch.setitem(runtime.__dict__, "model", model)
     monkeypatch.setattr(runtime, "pending_windows", PendingWindows())
-    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", False)  # ingest writes windows for the encoder pool
+    monkeypatch.setattr(agents, "CHAINS_STAGES", False)  # ingest writes windows for the encoder pool
     runtime.catalogue_ready.set()
     yield runtime
     runtime.catalogue_ready.clear()
@@ -262,42 +263,71 @@ async def test_ingest_forgets_a_window_only_after_the_broker_acked_it(worker_run
     assert "u4" not in agents.open_windows
 
 
+def chained(monkeypatch) -> tuple[AsyncMock, AsyncMock, AsyncMock, AsyncMock]:  # type: ignore[no-untyped-def]
+    """A worker running every stage; its topic sends replaced: windows, weights, recommendations, dead letters."""
+    sends = tuple(AsyncMock(side_effect=lambda **_: acked()) for _ in range(4))
+    monkeypatch.setattr(agents, "CHAINS_STAGES", True)
+    monkeypatch.setattr(agents, "states_acked", AsyncMock())
+    for topic, send in zip((agents.windows_topic, agents.weights_topic, agents.recommendations_topic,
+                            agent_support.dead_letter_topic), sends, strict=True):
+        monkeypatch.setattr(topic, "send", send)
+    return sends  # type: ignore[return-value]
+
+
 @pytest.mark.asyncio
-async def test_ingest_of_a_worker_running_every_stage_writes_encoded_windows(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    windows, encoded = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
-    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", True)
-    monkeypatch.setattr(agents.windows_topic, "send", windows)
-    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
+async def test_ingest_of_a_worker_running_every_stage_weighs_and_ranks_its_windows(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    windows, weights, recommendations, dead = chained(monkeypatch)
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u20", 0), b"u20"), (event("u20", 1, "search", None, "jazz records"), b"u20"),
                       (event("u21", 0, "purchase", "space-1"), b"u21"))
         assert "u20" not in agents.open_windows and "u21" not in agents.open_windows
-    assert windows.await_count == 0
-    records = {call.kwargs["key"]: orjson.loads(call.kwargs["value"]) for call in encoded.await_args_list}
-    assert [e["event_id"] for e in records[b"u20"]["events"]] == ["u20-0", "u20-1"]
-    assert records[b"u20"]["events"][0]["source"].endswith(":0:0")
-    assert int(np.argmax(agent_support.f16_vector(records[b"u20"]["queries"]["u20-1"]))) == \
-        TopicEncoder.words.index("jazz")
-    assert records[b"u21"]["queries"] == {}
+        states = {user: UserState.from_bytes(agents.user_states[user]) for user in ("u20", "u21")}
+    assert windows.await_count == 0 and dead.await_count == 0
+    assert (states["u20"].n_events, states["u21"].n_events) == (2, 1)
+    assert int(np.argmax(states["u20"].query)) == TopicEncoder.words.index("jazz")  # the query was encoded
+    assert agents.states_acked.await_count == 1  # type: ignore[attr-defined]
+    updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
+    assert (updates["u20"].trigger_event_id, updates["u21"].trigger_event_id) == ("u20-1", "u21-0")
+    lists = {c.kwargs["key"]: orjson.loads(c.kwargs["value"]) for c in recommendations.await_args_list}
+    assert "space-1" not in [item["item_id"] for item in lists[b"u21"]["items"]]  # seen: not recommended
 
 
 @pytest.mark.asyncio
 async def test_windows_the_encoder_fails_on_in_ingest_are_dead_lettered(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    encoded, dead = AsyncMock(side_effect=lambda **_: acked()), AsyncMock(side_effect=lambda **_: acked())
-    monkeypatch.setattr(agents, "ENCODES_ITS_WINDOWS", True)
-    monkeypatch.setattr(agents.encoded_topic, "send", encoded)
-    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    windows, weights, _, dead = chained(monkeypatch)
     monkeypatch.setattr(worker_runtime.encoder, "encode", lambda texts: 1 / 0)
     monkeypatch.setattr(worker_runtime, "recent_queries", RecentQueries(16))  # no vector remembered
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u22", 0), b"u22"), (event("u22", 1, "search", None, "hiking maps"), b"u22"))
-        assert "u22" not in agents.open_windows
-    assert encoded.await_count == 0
+        assert "u22" not in agents.open_windows and "u22" not in agents.user_states
+    assert windows.await_count == 0 and weights.await_count == 0
     [failed] = dead.await_args_list
     record = orjson.loads(failed.kwargs["value"])
     assert record["reason"] == "internal error: ZeroDivisionError: division by zero"
     assert [e["event_id"] for e in orjson.loads(record["value"])] == ["u22-0", "u22-1"]
     assert (record["partition"], record["offset"]) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_window_the_model_fails_on_in_ingest_is_dead_lettered_alone(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, weights, _, dead = chained(monkeypatch)
+    real_apply = agents.apply_windows
+
+    def failing_for_u24(raw_states, windows):  # type: ignore[no-untyped-def]
+        if "u24" in raw_states:
+            raise ValueError("a bug in learning")
+        return real_apply(raw_states, windows)
+
+    monkeypatch.setattr(agents, "apply_windows", failing_for_u24)
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u23", 0, "purchase", "jazz-0"), b"u23"),
+                      (event("u24", 0, "purchase", "jazz-1"), b"u24"))
+        assert "u24" not in agents.open_windows and UserState.from_bytes(agents.user_states["u23"]).n_events == 1
+    assert [WeightUpdate.from_json(c.kwargs["value"]).user_id for c in weights.await_args_list] == ["u23"]
+    [failed] = dead.await_args_list
+    record = orjson.loads(failed.kwargs["value"])
+    assert record["reason"] == "internal error: ValueError: a bug in learning"
+    assert [e["event_id"] for e in orjson.loads(record["value"])] == ["u24-0"]
 
 
 @pytest.mark.asyncio
