@@ -39,7 +39,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.weight_ceiling import format_ceiling
     from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
-    from weighting.config import load_weighting_config
 
     items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl)
     if args.max_events:
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"replaying {len(events)} events over {len(catalogue)} items "
           f"(sample {args.sample:.0%}, static fusion tuned on the first {args.tune_share:.0%})", flush=True)
     options = ReplayOptions(k=args.k, sample=args.sample, tune_share=args.tune_share, seed=args.seed)
-    result = replay(catalogue, events, options, load_weighting_config(settings.weighting_config),
+    result = replay(catalogue, events, options, settings.weighting,
                     tracked_users=active)
     print(format_table(result, args.k))
     print(format_ceiling(result.ceiling, result.metrics[DYNAMIC][f"HR@{args.k}"]))

@@ -24,7 +24,6 @@ from streams.live_view import LiveView
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.windowing import PendingWindows, WindowPolicy
-from weighting.config import load_weighting_config
 
 
 class WorkerRuntime:
@@ -56,7 +55,7 @@ class WorkerRuntime:
     @cached_property
     def model(self) -> OnlineModel:
         return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
-                           load_weighting_config(self.settings.weighting_config),
+                           self.settings.weighting,
                            candidates=self.settings.scorer_candidates)
 
     @cached_property

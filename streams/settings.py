@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
-from weighting.config import load_weighting_config
+from weighting.config import WeightingConfig, load_weighting_config
 
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -137,9 +138,14 @@ class Settings:
             low, high = SESSION_TIMEOUT_RANGE_S
             raise ValueError(f"setting session_timeout_s must be between {low:g} and {high:g}, got "
                              f"{self.session_timeout_s:g}")
-        load_weighting_config(self.weighting_config)  # a bad file is reported at start, in one line
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
+        _ = self.weighting  # read now: a bad file is reported at start, in one line
+
+    @cached_property
+    def weighting(self) -> WeightingConfig:
+        """The model's constants from `weighting_config` (defaults when it is empty), read once."""
+        return load_weighting_config(self.weighting_config)
 
     @property
     def faust_app_id(self) -> str:
