@@ -190,14 +190,14 @@ class CatalogueScorer:
         chunk = max(1, Z_CHUNK_ELEMENTS // max(3 * len(catalogue), 1))
         for start in range(0, len(profiles), chunk):
             block = torch.from_numpy(profiles[start : start + chunk]).to(catalogue.device)
-            scales = z_scale(content_spread(block, cov))
-            live = scales.flatten() > 0
-            product = (block.flatten(0, 1)[live] @ catalogue.matrix.T).cpu().numpy()
-            per_case = live.view(len(block), 3).sum(dim=1).cpu().numpy()
-            first = np.cumsum(per_case) - per_case
-            for case, scale in enumerate(scales.cpu().numpy()):
-                factors = np.flatnonzero(scale > 0)
-                yield ContentScores(factors, product[first[case] : first[case] + len(factors)], scale)
+            scales = z_scale(content_spread(block, cov)).cpu().numpy()
+            live = scales > 0
+            rows = torch.from_numpy(live.ravel()).to(catalogue.device)
+            product = (block.flatten(0, 1)[rows] @ catalogue.matrix.T).cpu().numpy()
+            ends = np.cumsum(live.sum(axis=1))
+            for scale, case_live, end in zip(scales, live, ends, strict=True):
+                factors = np.flatnonzero(case_live)
+                yield ContentScores(factors, product[end - len(factors) : end], scale)
 
     def signal_scores(
         self, anchors: Sequence[Anchor], now: int
