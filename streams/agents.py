@@ -223,8 +223,8 @@ async def weigh_flushed(batch: IngestBatch) -> list[bool]:
     try:
         encoded = await encoded_windows(windows)
     except Exception as error:
-        for user_id, window in flushes:
-            await dead_letter_internal(encode_window(window), user_id.encode(), error, window[-1].position)
+        for (user_id, _), events in zip(flushes, windows, strict=True):
+            await dead_letter_flushed_events(user_id, events, error)
         return [True] * len(flushes)
     sources = [(batch.last_of_partition[batch.partition_of[user_id]], user_id, payload)
                for (user_id, _), payload in zip(flushes, encoded, strict=True)]
@@ -240,7 +240,11 @@ async def states_acked() -> None:
 
 async def dead_letter_flushed_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
     _, user_id, payload = window
-    events = payload["events"]
+    await dead_letter_flushed_events(user_id, payload["events"], error)
+
+
+async def dead_letter_flushed_events(user_id: str, events: list[dict], error: Exception) -> None:  # type: ignore[type-arg]
+    """A flushed window's events (their windows-topic form), sourced at the last one's position."""
     await dead_letter_internal(orjson.dumps(events), user_id.encode(), error,
                                WindowedEvent.from_dict(events[-1]).position)
 
