@@ -75,6 +75,13 @@ def acked() -> asyncio.Future[None]:
     return delivery
 
 
+def stopped_clock(monkeypatch) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The agents' clock, stopped at the current time; a test moves it by setting `now`."""
+    clock = {"now": time.time() * 1000.0}
+    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    return clock
+
+
 async def handled(agent, *messages: tuple[bytes, bytes]) -> None:  # type: ignore[no-untyped-def]
     """Puts messages (value, key) into an agent's test context as one batch and waits until it was handled."""
     for value, key in messages:
@@ -187,8 +194,7 @@ async def test_the_next_message_of_a_partition_flushes_its_windows_due_by_age(wo
     """No tick needed while the partition has messages: the flush runs in that partition's context, in order."""
     windows = AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.windows_topic, "send", windows)
-    clock = {"now": time.time() * 1000.0}
-    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    clock = stopped_clock(monkeypatch)
     start = clock["now"]
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u12", 0), b"u12"))
@@ -218,8 +224,7 @@ async def test_a_batch_that_fails_leaves_the_windows_it_took_due(worker_runtime,
         return await real_send_windows(flushes)
 
     monkeypatch.setattr(agents, "send_windows", failing_once)
-    clock = {"now": time.time() * 1000.0}
-    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    clock = stopped_clock(monkeypatch)
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u15", 0), b"u15"))
         clock["now"] += agents.settings.window_max_wait_ms
@@ -232,8 +237,7 @@ async def test_a_batch_that_fails_leaves_the_windows_it_took_due(worker_runtime,
 @pytest.mark.asyncio
 async def test_a_window_opened_after_a_flush_is_armed_with_its_own_age(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
-    clock = {"now": time.time() * 1000.0}
-    monkeypatch.setattr(agents, "now_ms", lambda: clock["now"])
+    clock = stopped_clock(monkeypatch)
     start = clock["now"]
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u17", 0), b"u17"))
