@@ -60,10 +60,12 @@ def send_events(
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its descendants (`driftrec worker` supervises a child worker)."""
+    """Resident memory of a process and its descendants (`driftrec worker` supervises a child worker, which runs
+    its encoder in a child of its own), whichever of its threads started them."""
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     own = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), 0.0)
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    children = [child for task in tasks for child in (task / "children").read_text().split()]
     return own + sum(rss_mib(int(child)) for child in children)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from rocksdict import Rdict
 
 from encoders.backends import make_encoder
 from encoders.cached_encoding import RecentQueries
+from encoders.process_encoder import ProcessEncoder
 from encoders.sentence_encoder import best_device
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
@@ -45,8 +46,9 @@ class WorkerRuntime:
     @cached_property
     def encoder(self) -> TextEncoder:
         s = self.settings
-        return make_encoder(s.encoder_model, s.encoder_backend, s.encoder_device or None, s.encoder_batch_size,
-                            Path(s.data_dir))
+        build = partial(make_encoder, s.encoder_model, s.encoder_backend, s.encoder_device or None,
+                        s.encoder_batch_size, Path(s.data_dir))
+        return ProcessEncoder(build) if s.encoder_host == "process" else build()
 
     @cached_property
     def vector_cache(self) -> VectorCache:

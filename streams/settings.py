@@ -12,6 +12,7 @@ from weighting.config import WeightingConfig, load_weighting_config
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 ROLES = ("all", "core", "encoder")
+ENCODER_HOSTS = ("process", "thread")
 ENCODER_BACKENDS = ("torch", "onnx-int8")
 SESSION_TIMEOUT_RANGE_S = (6.0, 90.0)
 """The broker's default group.min.session.timeout.ms, and Faust's broker_request_timeout (a session may not be
@@ -78,6 +79,10 @@ class Settings:
     encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
     encoder_batch_size: int = setting(64, "texts per encoder forward pass")
+    encoder_host: str = setting(
+        "process", "process: the encoder runs in a child process of the worker (its own interpreter and GIL); "
+        "thread: in the worker's own process"
+    )
     query_cache_size: int = setting(
         10_000, "search queries whose vectors each worker remembers (least recently used dropped; 0: none)"
     )
@@ -125,6 +130,8 @@ class Settings:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
         if self.encoder_backend not in ENCODER_BACKENDS:
             raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
+        if self.encoder_host not in ENCODER_HOSTS:
+            raise ValueError(f"setting encoder_host must be one of {', '.join(ENCODER_HOSTS)}")
         if self.role not in ROLES:
             raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
         for name in ("scorer_candidates", "query_cache_size", "shared_snapshot_s"):
