@@ -15,14 +15,15 @@ from encoders.process_encoder import ProcessEncoder
 
 
 class LetterEncoder:
-    """A picklable toy encoder: each text's vector is the codes of its first two letters, and the encoding
-    process's pid in the last column (which process did the work)."""
+    """A picklable toy encoder: each text's vector is the codes of its first two letters, then the encoding
+    process's pid (which process did the work) and whether its OpenMP threads sleep between calls."""
 
     model_name = "letters"
-    dim = 3
+    dim = 4
 
     def encode(self, texts):  # type: ignore[no-untyped-def]
-        return np.array([[ord(t[0]), ord(t[1]), os.getpid()] for t in texts], dtype=np.float32)
+        passive = float(os.environ.get("OMP_WAIT_POLICY") == "PASSIVE")
+        return np.array([[ord(t[0]), ord(t[1]), os.getpid(), passive] for t in texts], dtype=np.float32)
 
 
 def alive(pid: int) -> bool:
@@ -38,9 +39,10 @@ def test_encodes_in_a_child_process() -> None:
     encoder = ProcessEncoder(LetterEncoder)
     try:
         vectors = encoder.encode(["ab", "cd"])
-        assert (encoder.model_name, encoder.dim) == ("letters", 3)
+        assert (encoder.model_name, encoder.dim) == ("letters", 4)
         assert vectors[:, :2].tolist() == [[97.0, 98.0], [99.0, 100.0]]
         assert vectors[:, 2].tolist() == [encoder.child_pid] * 2 and encoder.child_pid != os.getpid()
+        assert vectors[:, 3].tolist() == [1.0, 1.0]
     finally:
         encoder.close()
 
