@@ -15,12 +15,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from encoders.cached_encoding import RecentQueries
+from encoders.process_encoder import ProcessEncoder
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel, UserEvent
@@ -53,6 +55,12 @@ def encoder_ceiling(encoder: SentenceTransformerEncoder, n_texts: int, batch_siz
     bare = best_of(2, lambda: bare_model.encode(texts, batch_size=batch_size, normalize_embeddings=True))
     print(f"encoder [{encoder.device}] {n_texts} texts, batch {batch_size}: driftrec {n_texts / ours:.0f} sentences/s, "
           f"bare model.encode {n_texts / bare:.0f} sentences/s, ratio {bare / ours:.2f}x")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for the child, which loads torch on import of this module
+    in_child = ProcessEncoder(partial(SentenceTransformerEncoder, device=encoder.device, batch_size=batch_size))
+    child = best_of(2, lambda: in_child.encode(texts))
+    in_child.close()
+    print(f"  the same in a child process (a worker's default, encoder_host=process): {n_texts / child:.0f} "
+          f"sentences/s, ratio to bare {bare / child:.2f}x")
     try:
         from encoders.onnx_encoder import OnnxInt8Encoder
     except ImportError:

@@ -35,7 +35,7 @@ _child: dict[str, TextEncoder] = {}
 
 
 def _start_child(build: Callable[[], TextEncoder], parent: int) -> None:
-    if "torch" in sys.modules:
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" in sys.modules:
         log.warning("torch was loaded before the encoder process set OMP_WAIT_POLICY: its threads will spin")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _child["encoder"] = build()
