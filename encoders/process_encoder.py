@@ -31,14 +31,13 @@ from encoders.text_encoder import TextEncoder
 log = logging.getLogger(__name__)
 PARENT_CHECK_S = 1.0
 _child: dict[str, TextEncoder] = {}
-"""In the child: its encoder, under "encoder" (set by `_start_child`)."""
+"""In the child: its encoder, under "encoder" (built by the first call, `_build_encoder`)."""
 
 
-def _start_child(build: Callable[[], TextEncoder], parent: int) -> None:
+def _start_child(parent: int) -> None:
     if "OMP_WAIT_POLICY" not in os.environ and "torch" in sys.modules:
         log.warning("torch was loaded before the encoder process set OMP_WAIT_POLICY: its threads will spin")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    _child["encoder"] = build()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 
@@ -49,7 +48,10 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _describe() -> tuple[str, int, int]:
+def _build_encoder(build: Callable[[], TextEncoder]) -> tuple[str, int, int]:
+    """Builds the child's encoder in a call, not in the pool's initializer, so that an error (a model or a backend
+    that is not installed) reaches the parent as itself; returns the encoder's name and dimension, and the pid."""
+    _child["encoder"] = build()
     return _child["encoder"].model_name, _child["encoder"].dim, os.getpid()
 
 
@@ -67,8 +69,8 @@ class ProcessEncoder:
 
     def _start(self) -> None:
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_child, initargs=(self._build, os.getpid()))
-        self._model_name, self._dim, self.child_pid = self._pool.submit(_describe).result()
+                                         initializer=_start_child, initargs=(os.getpid(),))
+        self._model_name, self._dim, self.child_pid = self._pool.submit(_build_encoder, self._build).result()
         log.info("encoder %s runs in process %d", self._model_name, self.child_pid)
 
     @property

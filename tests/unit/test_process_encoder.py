@@ -59,6 +59,11 @@ def test_a_killed_child_is_replaced_and_the_call_retried() -> None:
         encoder.close()
 
 
+def test_an_encoder_that_cannot_be_built_fails_with_its_own_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown encoder backend 'nope'"):
+        ProcessEncoder(partial(make_encoder, "any-model", "nope", "cpu", 64, tmp_path))
+
+
 def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     """SIGKILL gives the parent no chance to stop its child: the child notices it was orphaned."""
     script = textwrap.dedent("""
