@@ -274,21 +274,21 @@ if settings.shared_snapshot_s > 0:
     async def snapshot_shared_signals() -> None:
         """Keeps the model's shared signals across restarts (`sinks.shared_snapshot`)."""
         if runtime.catalogue_ready.is_set():
-            size = await runtime.in_encoder_thread(runtime.save_shared_signals)
+            size = await runtime.in_model_thread(runtime.save_shared_signals)
             log.debug("shared signals: snapshot of %d bytes written", size)
 
     @app.on_before_shutdown.connect
     async def snapshot_shared_signals_at_stop(sender: object, **kwargs: object) -> None:
         """A worker that stops cleanly resumes with everything it learned (the consumer has stopped by now)."""
         if runtime.catalogue_ready.is_set():
-            await runtime.in_encoder_thread(runtime.save_shared_signals)
+            await runtime.in_model_thread(runtime.save_shared_signals)
             log.info("shared signals: snapshot written at stop")
 
 
 def apply_windows(
     raw_states: Mapping[str, bytes | None], windows: Sequence[tuple[str, dict]]  # type: ignore[type-arg]
 ) -> tuple[dict[str, UserState], dict[str, WeightUpdate], int]:
-    """Runs the model over windows in order, several users at once (in the encoder thread); returns each user's
+    """Runs the model over windows in order, several users at once (in the model thread); returns each user's
     state and one WeightUpdate per user (as of the user's last event in the batch), and how many events applied."""
     model = runtime.model
     states = {user_id: UserState.from_bytes(raw) if raw else model.new_state() for user_id, raw in raw_states.items()}
@@ -314,14 +314,14 @@ def apply_windows(
 
 
 async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
-    """Applies a batch of windows in one hop to the encoder thread, then writes each user's state in the context
+    """Applies a batch of windows in one hop to the model thread, then writes each user's state in the context
     of that user's last message (its partition's store and changelog) and sends one WeightUpdate per user."""
     last_message = {user_id: event for event, user_id, _ in windows}
     raw_states = {}
     for user_id, event in last_message.items():
         with in_event_context(event):
             raw_states[user_id] = user_states.get(user_id)
-    states, updates, applied = await runtime.in_encoder_thread(
+    states, updates, applied = await runtime.in_model_thread(
         apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
     if not all(of_current_generation(app, event.message) for event in last_message.values()):
         log.info("a rebalance began while %d windows were applied; they will be fetched again", len(windows))
@@ -340,7 +340,7 @@ async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT
     """Scores the catalogue for the updated users at once and writes their top-k lists. A batch the scorer fails
     on dead-letters each user's WeightUpdate (the state is already written), sourced at the user's last window."""
     try:
-        recommendations = await runtime.in_encoder_thread(runtime.model.recommend, list(updates.values()),
+        recommendations = await runtime.in_model_thread(runtime.model.recommend, list(updates.values()),
                                                           settings.top_k)
     except Exception as error:
         for user_id, update in updates.items():

@@ -26,7 +26,7 @@ DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 async def resume_shared_signals(runtime: WorkerRuntime) -> None:
     """Before any agent touches the model: the shared signals of this worker's last snapshot, if it has one."""
     try:
-        pairs = await runtime.in_encoder_thread(runtime.restore_shared_signals)
+        pairs = await runtime.in_model_thread(runtime.restore_shared_signals)
     except Exception as error:  # e.g. written by an incompatible version: the worker goes on without it
         log.error("shared signals: the last snapshot could not be read (%s: %s); starting them empty",
                   type(error).__name__, error)
@@ -56,7 +56,7 @@ async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> N
                     except InvalidRecordError as error:
                         await dead_letter(record, str(error))
             if items:
-                encoded = await runtime.in_encoder_thread(runtime.add_items, items)
+                encoded = await runtime.in_model_thread(runtime.add_items, items)
                 log.info("catalogue: %d items (%d newly encoded)", len(runtime.model.catalogue), encoded)
             if not runtime.catalogue_ready.is_set():
                 positions = {tp: await consumer.position(tp) for tp in assigned}

@@ -1,4 +1,4 @@
-"""The encode stage's work: a batch of windows' search queries encoded in one hop to the encoder thread, and each
+"""The encode stage's work: a batch of windows' search queries encoded in one hop to the model thread, and each
 window's encoded form (the encoded topic's record). The encode agent runs it on the windows topic; ingest runs it on
 the windows it flushes when the worker runs every stage (`streams.agents.CHAINS_STAGES`)."""
 
@@ -26,7 +26,7 @@ async def encoded_windows(windows: Sequence[list[dict[str, Any]]]) -> list[dict[
     """Each window's encoded form: its events and the float16 vector of each of its search queries (a batch without
     a search makes no hop). Raises what the encoder raises."""
     searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
-    vectors = await runtime.in_encoder_thread(timed_query_encoding, [q for _, q in searches]) if searches else []
+    vectors = await runtime.in_model_thread(timed_query_encoding, [q for _, q in searches]) if searches else []
     by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
     return [{"events": window, "queries": {e["event_id"]: by_event[e["event_id"]]
                                            for e in window if e["event_id"] in by_event}}

@@ -39,9 +39,9 @@ class WorkerRuntime:
         self.live_view = LiveView()
         self.pending_windows = PendingWindows()
         self.catalogue_ready = asyncio.Event()
-        self.encoder_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.recent_queries = RecentQueries(settings.query_cache_size)
-        """Read and written in the encoder thread only."""
+        """Read and written in the model thread only."""
 
     @cached_property
     def encoder(self) -> TextEncoder:
@@ -73,7 +73,7 @@ class WorkerRuntime:
         return self.settings.faust_app_id.encode()
 
     def save_shared_signals(self) -> int:
-        """Writes a snapshot of the shared signals (in the encoder thread, where they change); returns its size."""
+        """Writes a snapshot of the shared signals (in the model thread, where they change); returns its size."""
         snapshot, events = shared_snapshot(self.model), self.model.fed.total
         self.shared_store[self.shared_snapshot_key] = snapshot
         self.metrics.shared_snapshot_events.set(events)
@@ -99,6 +99,7 @@ class WorkerRuntime:
         self.metrics.catalogue_items.set(len(self.model.catalogue))
         return encoded
 
-    async def in_encoder_thread(self, function, *args):  # type: ignore[no-untyped-def]
-        """Runs blocking encoder or scoring work off the event loop, one call at a time."""
-        return await asyncio.get_running_loop().run_in_executor(self.encoder_pool, function, *args)
+    async def in_model_thread(self, function, *args):  # type: ignore[no-untyped-def]
+        """Runs blocking model work (learning, ranking, the calls to the encoder, the shared-signal snapshots) off
+        the event loop, one call at a time, in the thread that alone reads and writes the model."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_pool, function, *args)

@@ -21,7 +21,7 @@ __all__ = ["app"]
 
 GIL_SWITCH_INTERVAL_S = 0.0005
 """How long a busy thread keeps the GIL while another waits for it. Each window's learning step, each encode and
-each rank batch hops between the event loop and the encoder thread; at Python's default (5 ms) every hop waited
+each rank batch hops between the event loop and the model thread; at Python's default (5 ms) every hop waited
 behind the busy loop, and the weigh stage, which waits for each window's hop before it takes the next, spent most
 of its time idle."""
 
