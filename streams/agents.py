@@ -341,7 +341,7 @@ async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT
     on dead-letters each user's WeightUpdate (the state is already written), sourced at the user's last window."""
     try:
         recommendations = await runtime.in_model_thread(runtime.model.recommend, list(updates.values()),
-                                                          settings.top_k)
+                                                        settings.top_k)
     except Exception as error:
         for user_id, update in updates.items():
             await dead_letter_internal(update.to_json(), user_id.encode(), error,

@@ -128,19 +128,16 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"setting {name} must be positive, got {getattr(self, name)}")
-        if self.encoder_backend not in ENCODER_BACKENDS:
-            raise ValueError(f"setting encoder_backend must be one of {', '.join(ENCODER_BACKENDS)}")
-        if self.encoder_host not in ENCODER_HOSTS:
-            raise ValueError(f"setting encoder_host must be one of {', '.join(ENCODER_HOSTS)}")
-        if self.role not in ROLES:
-            raise ValueError(f"setting role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        choices = {"encoder_backend": ENCODER_BACKENDS, "encoder_host": ENCODER_HOSTS, "role": ROLES,
+                   "security_protocol": SECURITY_PROTOCOLS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("scorer_candidates", "query_cache_size", "shared_snapshot_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:
             raise ValueError("setting behaviour_topics needs at least one topic")
-        if self.security_protocol not in SECURITY_PROTOCOLS:
-            raise ValueError(f"setting security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}")
         if not SESSION_TIMEOUT_RANGE_S[0] <= self.session_timeout_s <= SESSION_TIMEOUT_RANGE_S[1]:
             low, high = SESSION_TIMEOUT_RANGE_S
             raise ValueError(f"setting session_timeout_s must be between {low:g} and {high:g}, got "
