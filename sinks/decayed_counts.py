@@ -50,10 +50,15 @@ class PopularityCounts:
             self.counts = np.concatenate([self.counts, np.zeros(max(row + 1 - len(self.counts), 1024))])
         self.counts[row] += amount * self.decay.weight(ts)
 
-    def scores(self, n_items: int) -> npt.NDArray[np.float64]:
-        """log(1 + relative count) for the first `n_items` rows."""
-        counts = np.zeros(n_items)
+    def scores(self, n_items: int, out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+        """log(1 + relative count) for the first `n_items` rows (written into `out` when given)."""
+        out = np.empty(n_items) if out is None else out
         size = min(n_items, len(self.counts))
-        counts[:size] = self.counts[:size]
-        peak = counts.max() if n_items else 0.0
-        return np.log1p(1000.0 * counts / peak) if peak > 0 else counts
+        out[size:] = 0.0
+        counts = self.counts[:size]
+        peak = counts.max() if size else 0.0
+        if peak > 0:
+            np.log1p(np.divide(np.multiply(counts, 1000.0, out=out[:size]), peak, out=out[:size]), out=out[:size])
+        else:
+            out[:size] = counts
+        return out

@@ -167,10 +167,10 @@ class OnlineModel:
         """
         assert step.row is not None
         config = self.config
-        signals, signal_scale = self.scorer.signal_scores(anchors_of(before, config), step.event.ts)
         scores = np.zeros((len(FACTORS), len(self.catalogue)))
         scores[content.factors] = content.scores
-        scores[len(content.scale) :] = signals
+        signal_scale = self.scorer.signal_scores(anchors_of(before, config), step.event.ts,
+                                                 scores[len(content.scale) :])
         candidates = np.ones(len(self.catalogue), dtype=bool)
         candidates[self.scorer.seen_rows(before.seen)] = False
         candidates[step.row] = True

@@ -41,6 +41,15 @@ def standardise(scores: npt.NDArray[Floating]) -> npt.NDArray[Floating]:
     return np.where(std > STD_FLOOR, (scores - mean) / np.maximum(std, STD_FLOOR), 0.0).astype(scores.dtype)
 
 
+def spread(scores: npt.NDArray[np.float64]) -> float:
+    """The unbiased std of a row of scores (0 for fewer than two), in two passes and no temporary arrays."""
+    n = len(scores)
+    if n < 2:
+        return 0.0
+    mean = float(scores.sum()) / n
+    return math.sqrt(max(float(scores @ scores) - n * mean * mean, 0.0) / (n - 1))
+
+
 def z_scale(std: torch.Tensor) -> torch.Tensor:
     """1/std, or 0 for a constant factor."""
     return torch.where(std > STD_FLOOR, 1.0 / std.clamp_min(STD_FLOOR), torch.zeros_like(std))
@@ -104,7 +113,7 @@ class CatalogueScorer:
         self.freshness_half_life_ms = freshness_half_life_ms
         self.candidates = candidates
         self.index = CandidateIndex(catalogue) if candidates else None
-        self._freshness_cache: tuple[npt.NDArray[np.int64], int, npt.NDArray[np.float64]] | None = None
+        self._freshness_cache: tuple[npt.NDArray[np.int64], int, npt.NDArray[np.float64], float] | None = None
 
     def _rows(self, item_ids: Collection[str]) -> npt.NDArray[np.int64]:
         """The rows of the ids still in the catalogue, in order."""
@@ -127,22 +136,31 @@ class CatalogueScorer:
         return ((Factor.POPULARITY,) if not len(self.popularity.counts) else ()) + (
             (Factor.FRESHNESS,) if self.catalogue.undated() else ())
 
-    def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
-        """The raw popularity and freshness scores (2 × items): the same for every user."""
-        return np.stack([self.popularity.scores(len(self.catalogue)), self._freshness(now)])
+    def shared_scores(self, now: int, out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+        """The raw popularity and freshness scores (2 × items): the same for every user (written into `out` when
+        given)."""
+        out = np.empty((2, len(self.catalogue))) if out is None else out
+        self.popularity.scores(len(self.catalogue), out[0])
+        self._freshness(now, out[1])
+        return out
 
-    def _freshness(self, now: int) -> npt.NDArray[np.float64]:
-        """exp(−age / half-life) per item. Once `now` is past every item's entry, that is the scores as of the newest
-        entry (cached until the catalogue changes) times one decay factor: a multiplication instead of an exp."""
+    def _freshness(self, now: int, out: npt.NDArray[np.float64]) -> float:
+        """Writes exp(−age / half-life) per item into `out`; returns the unbiased std of those scores. Once `now` is
+        past every item's entry, that is the scores as of the newest entry (cached until the catalogue changes,
+        with their std) times one decay factor: a multiplication instead of an exp."""
         first_seen = self.catalogue.first_seen()
         rate = math.log(2) / self.freshness_half_life_ms
         if self._freshness_cache is None or self._freshness_cache[0] is not first_seen:
             newest = int(first_seen.max()) if len(first_seen) else 0
-            self._freshness_cache = first_seen, newest, np.exp(-(newest - first_seen).astype(np.float64) * rate)
-        _, newest, scores = self._freshness_cache
+            scores = np.exp(-(newest - first_seen).astype(np.float64) * rate)
+            self._freshness_cache = first_seen, newest, scores, spread(scores)
+        _, newest, scores, std = self._freshness_cache
         if now >= newest:
-            return scores * math.exp(-(now - newest) * rate)
-        return np.exp(-np.maximum(now - first_seen, 0).astype(np.float64) * rate)
+            decay = math.exp(-(now - newest) * rate)
+            np.multiply(scores, decay, out=out)
+            return std * decay
+        np.exp(-np.maximum(now - first_seen, 0).astype(np.float64) * rate, out=out)
+        return spread(out)
 
     def _anchor_rows(self, anchor_lists: Sequence[Sequence[Anchor]]) -> AnchorRows:
         """Each list's anchors still in the catalogue (one list per user), flat."""
@@ -200,15 +218,17 @@ class CatalogueScorer:
                 yield ContentScores(factors, product[end - len(factors) : end], scale)
 
     def signal_scores(
-        self, anchors: Sequence[Anchor], now: int
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Co-visitation (from the user's anchors), popularity and freshness now: their raw scores (3 × items) and
-        z-scales (see `content_scores`)."""
+        self, anchors: Sequence[Anchor], now: int, out: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Writes co-visitation (from the user's anchors), popularity and freshness now into `out` (3 × items, raw
+        scores) and returns their z-scales (see `content_scores`)."""
         covisit = self.covisitation.batch_scores(self._anchor_rows([anchors]), len(self.catalogue))
-        scores = np.vstack([covisit.dense(1), self.shared_scores(now)])
-        _, covisit_std = covisit.moments(1)
-        std = np.concatenate([covisit_std, scores[1:].std(axis=1, ddof=1) if scores.shape[1] > 1 else np.zeros(2)])
-        return scores, np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
+        out[0] = 0.0
+        out[0, covisit.rows] = covisit.values
+        self.popularity.scores(len(self.catalogue), out[1])
+        fresh_std = self._freshness(now, out[2])
+        std = np.array([covisit.moments(1)[1][0], spread(out[1]), fresh_std])
+        return np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
 
     def seen_rows(self, seen: Collection[str]) -> npt.NDArray[np.int64]:
         return self._rows(seen)

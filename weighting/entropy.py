@@ -34,6 +34,10 @@ def normalised_entropy(masses: Iterable[tuple[str, float]]) -> float:
 
 FOCUS_FACTORS = (Factor.SHORT_TERM, Factor.QUERY)
 BREADTH_FACTORS = (Factor.LONG_TERM, Factor.POPULARITY)
+ENTROPY_AXIS = np.zeros(len(Factor))
+ENTROPY_AXIS[list(FOCUS_FACTORS)], ENTROPY_AXIS[list(BREADTH_FACTORS)] = 1.0, -1.0
+DRIFT_AXIS = np.zeros(len(Factor))
+DRIFT_AXIS[list(FOCUS_FACTORS)], DRIFT_AXIS[Factor.LONG_TERM] = 1.0, -1.0
 
 
 def entropy_direction(entropy: float) -> npt.NDArray[np.float64]:
@@ -43,10 +47,7 @@ def entropy_direction(entropy: float) -> npt.NDArray[np.float64]:
     >>> entropy_direction(0.0).tolist()
     [1.0, -1.0, 1.0, 0.0, -1.0, 0.0]
     """
-    direction = np.zeros(len(Factor))
-    direction[list(FOCUS_FACTORS)] = 1.0 - 2.0 * entropy
-    direction[list(BREADTH_FACTORS)] = -(1.0 - 2.0 * entropy)
-    return direction
+    return (1.0 - 2.0 * entropy) * ENTROPY_AXIS
 
 
 def drift_direction(drift: float) -> npt.NDArray[np.float64]:
@@ -56,7 +57,4 @@ def drift_direction(drift: float) -> npt.NDArray[np.float64]:
     >>> drift_direction(0.5).tolist()
     [0.5, -0.5, 0.5, 0.0, 0.0, 0.0]
     """
-    direction = np.zeros(len(Factor))
-    direction[list(FOCUS_FACTORS)] = drift
-    direction[Factor.LONG_TERM] = -drift
-    return direction
+    return drift * DRIFT_AXIS

@@ -9,9 +9,14 @@ from weighting.decay import decay_factor
 from weighting.user_state import Vector
 
 
+def norm(vector: Vector) -> float:
+    """The Euclidean norm, as `np.linalg.norm` computes it for a vector, without its checks (a hot path)."""
+    return float(np.sqrt(vector @ vector))
+
+
 def unit(vector: Vector) -> Vector:
-    norm = float(np.linalg.norm(vector))
-    return vector if norm == 0.0 else (vector / norm).astype(np.float32)
+    length = norm(vector)
+    return vector if length == 0.0 else (vector / length).astype(np.float32)
 
 
 def decayed_profiles(

@@ -12,7 +12,7 @@ from weighting.decay import decay_factor
 from weighting.entropy import drift_direction, entropy_direction, normalised_entropy
 from weighting.fusion_learning import Weights
 from weighting.global_prior import GlobalPrior
-from weighting.interest_profile import decayed_profiles, unit, updated_velocity
+from weighting.interest_profile import decayed_profiles, norm, unit, updated_velocity
 from weighting.user_state import RecentItem, UserState, Vector, event_fingerprint
 
 
@@ -88,7 +88,7 @@ def interest_entropy(state: UserState) -> float:
 
 def interest_drift(state: UserState) -> float:
     """How far the short-term interest has turned from the long-term one: (1 - cos) / 2, in [0, 1]."""
-    short_norm, long_norm = float(np.linalg.norm(state.short_term)), float(np.linalg.norm(state.long_term))
+    short_norm, long_norm = norm(state.short_term), norm(state.long_term)
     if short_norm == 0.0 or long_norm == 0.0:
         return 0.0
     cosine = float(state.short_term @ state.long_term) / (short_norm * long_norm)

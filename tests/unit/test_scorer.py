@@ -74,10 +74,9 @@ def test_feedback_scores_and_scales_match_the_dense_reference() -> None:
     update = model.weight_update("u", state, DAY)
     profiles = np.stack(content_profiles(state, model.config, DAY))[None]
     [content] = list(model.scorer.content_scores(profiles))
-    signals, signal_scale = model.scorer.signal_scores(anchors_of(state, model.config), DAY)
     scores = np.zeros((len(FACTORS), 5))
     scores[content.factors] = content.scores
-    scores[3:] = signals
+    signal_scale = model.scorer.signal_scores(anchors_of(state, model.config), DAY, scores[3:])
     scale = np.concatenate([content.scale, signal_scale])
     reference = model.scorer.factor_scores([update])[0].numpy()
     assert (scores - scores.mean(axis=1, keepdims=True)) * scale[:, None] == pytest.approx(reference, abs=1e-4)
