@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import numpy.typing as npt
-
+from sinks.catalogue import Catalogue
 from weighting.factors import Factor
 from weighting.weight_update import Anchor
 
@@ -19,20 +17,25 @@ GENERIC = {
 
 
 def reasons_for(
-    top_factor: Sequence[int],
-    item_vectors: npt.NDArray[np.float32],
-    anchors: Sequence[Anchor],
-    anchor_vectors: npt.NDArray[np.float32],
-    anchor_titles: Sequence[str],
+    top_factor: Sequence[int], nearest_anchor: Sequence[int], anchors: Sequence[Anchor],
+    catalogue: Catalogue,
 ) -> list[str]:
-    """One reason per item: the anchor most similar to it, unless a non-personal factor dominates its score."""
-    if anchors:
-        best_anchor = (item_vectors @ anchor_vectors.T).argmax(axis=1)
+    """One reason per item: its nearest anchor (an index into `anchors`), unless a non-personal factor dominates
+    its score or the user has no anchor.
+
+    >>> anchors = [Anchor("a", "purchase", 1.0), Anchor("b", "view", 0.5)]
+    >>> from sinks.catalogue import CatalogueItem
+    >>> catalogue = Catalogue(1)
+    >>> catalogue.upsert([CatalogueItem("a", "Dune"), CatalogueItem("b", "Emma")], {"a": [1.0], "b": [0.0]})
+    >>> reasons_for([Factor.LONG_TERM, Factor.SHORT_TERM, Factor.POPULARITY], [0, 1, 1], anchors, catalogue)
+    ['because you bought Dune', 'because you viewed Emma', 'popular right now']
+    """
     reasons = []
-    for row, factor in enumerate(top_factor):
+    for factor, nearest in zip(top_factor, nearest_anchor, strict=True):
         if factor in GENERIC or not anchors:
             reasons.append(GENERIC.get(Factor(factor), "popular right now"))
             continue
-        anchor = anchors[int(best_anchor[row])]
-        reasons.append(f"because you {VERBS.get(anchor.kind, 'liked')} {anchor_titles[int(best_anchor[row])]}")
+        anchor = anchors[nearest]
+        title = catalogue.items[catalogue.index[anchor.item_id]].title
+        reasons.append(f"because you {VERBS.get(anchor.kind, 'liked')} {title}")
     return reasons

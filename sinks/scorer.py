@@ -28,6 +28,9 @@ Floating = TypeVar("Floating", bound=np.floating[Any])
 STD_FLOOR = 1e-6
 """A factor whose scores vary less than this over the catalogue is constant: it contributes 0 everywhere."""
 
+REASON_ANCHORS = 10
+"""A recommended item's reason names the most similar of the user's first this many anchors (newest first)."""
+
 Z_CHUNK_ELEMENTS = 1 << 24
 """The feedback step z-scores at most this many (case, factor, item) content entries at once, and the candidate
 ranking gathers at most this many (user, candidate, dimension) vector entries at once."""
@@ -234,14 +237,40 @@ class CatalogueScorer:
         return self._rows(seen)
 
     def rank(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
-        """The top-k unseen items for each user, with contributions and reasons."""
+        """The top-k unseen items for each user, with contributions and reasons (the batch's roundings, top factors
+        and nearest anchors computed at once)."""
         if not updates or not len(self.catalogue):
             return []
         top = self.top_k(updates, k)
+        anchors = [[a for a in u.anchors if a.item_id in self.catalogue][:REASON_ANCHORS] for u in updates]
+        nearest = self._nearest_anchors(top.rows, anchors)
+        top_factors = top.contributions.argmax(axis=1).tolist()
+        contributions = np.round(top.contributions.astype(np.float64), 6).transpose(0, 2, 1).tolist()
+        scores = np.round(top.scores.astype(np.float64), 6).tolist()
+        finite = np.isfinite(top.scores)
         return [
-            self._recommendation(update, top.scores[b], top.rows[b], top.contributions[b])
+            self._recommendation(
+                update, finite=finite[b], rows=top.rows[b].tolist(), scores=scores[b], contributions=contributions[b],
+                reasons=reasons_for(top_factors[b], nearest[b].tolist(), anchors[b], self.catalogue),
+            )
             for b, update in enumerate(updates)
         ]
+
+    def _nearest_anchors(
+        self, rows: npt.NDArray[np.int64], anchors: Sequence[Sequence[Anchor]]
+    ) -> npt.NDArray[np.int64]:
+        """For each user's top rows (users × k), the index of the user's anchor whose vector is most similar
+        (the first on a tie; 0 for a user without anchors)."""
+        width = max(map(len, anchors), default=0)
+        if not width:
+            return np.zeros(rows.shape, np.int64)
+        padded = np.full((len(anchors), width), -1, np.int64)
+        users, anchor_rows, _ = self._grouped_rows(anchors, (a.item_id for group in anchors for a in group))
+        padded[users, np.arange(len(users)) - np.searchsorted(users, users)] = anchor_rows
+        vectors = self.catalogue.vectors
+        similarity = vectors[rows] @ vectors[np.maximum(padded, 0)].transpose(0, 2, 1)
+        similarity[np.broadcast_to((padded < 0)[:, None, :], similarity.shape)] = -np.inf
+        return similarity.argmax(axis=2)
 
     def top_k(self, updates: Sequence[WeightUpdate], k: int) -> TopK:
         """Each user's k best unseen rows by fused score, with the per-factor contributions at those rows.
@@ -349,38 +378,22 @@ class CatalogueScorer:
         return torch.from_numpy(users), torch.from_numpy(rows)
 
     def _recommendation(
-        self,
-        update: WeightUpdate,
-        scores: npt.NDArray[np.float32],
-        rows: npt.NDArray[np.int64],
-        contributions: npt.NDArray[np.float32],
+        self, update: WeightUpdate, *, finite: npt.NDArray[np.bool_], rows: list[int], scores: list[float],
+        contributions: list[list[float]], reasons: list[str],
     ) -> UserRecommendation:
-        keep = np.isfinite(scores)
-        rows, scores, contributions = rows[keep], scores[keep], contributions[:, keep]
-        anchors = [a for a in update.anchors if a.item_id in self.catalogue][:10]
-        anchor_rows = self._rows([a.item_id for a in anchors])
-        reasons = reasons_for(
-            contributions.argmax(axis=0).tolist(),
-            self.catalogue.vectors[rows],
-            anchors,
-            self.catalogue.vectors[anchor_rows],
-            [self.catalogue.items[r].title for r in anchor_rows],
-        )
-        rounded = np.round(contributions.astype(np.float64), 6).T.tolist()
-        items = tuple(
-            RecommendedItem(
-                item_id=self.catalogue.items[row].item_id,
-                score=score,
-                contributions=dict(zip(FACTORS, item_contributions, strict=True)),
-                reason=reason,
-            )
-            for row, score, item_contributions, reason in zip(
-                rows.tolist(), np.round(scores.astype(np.float64), 6).tolist(), rounded, reasons, strict=True
-            )
-        )
+        """One user's list from the batch's top-k (rounded), leaving out the places with no item (-inf)."""
+        items = self.catalogue.items
         return UserRecommendation(
             user_id=update.user_id, ts=update.ts, trigger_event_id=update.trigger_event_id,
-            weights=update.weights_by_factor(), items=items,
+            weights=update.weights_by_factor(),
+            items=tuple(
+                RecommendedItem(items[row].item_id, score, dict(zip(FACTORS, item_contributions, strict=True)),
+                                reason)
+                for row, score, item_contributions, reason, kept in zip(
+                    rows, scores, contributions, reasons, finite.tolist(), strict=True
+                )
+                if kept
+            ),
         )
 
 

@@ -6,9 +6,11 @@ weigh and rank (CPU pool, with the tables); `encoder` runs only the query encode
 
 from __future__ import annotations
 
+import gc
+import logging
 import sys
 
-from streams.app import app, settings
+from streams.app import app, runtime, settings
 
 if settings.role in ("all", "encoder"):
     import streams.encode_agent
@@ -18,6 +20,7 @@ import streams.liveness
 import streams.web_views  # noqa: F401
 
 __all__ = ["app"]
+log = logging.getLogger(__name__)
 
 GIL_SWITCH_INTERVAL_S = 0.0005
 """How long a busy thread keeps the GIL while another waits for it. Each window's learning step, each encode and
@@ -30,3 +33,15 @@ of its time idle."""
 def shorten_gil_switch_interval(sender: object, **kwargs: object) -> None:
     """Set when a worker starts (not on import: importing the app changes nothing in the importing process)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+@app.task
+async def freeze_startup_objects() -> None:
+    """Once the catalogue is in, moves every object alive then (modules, torch, Faust, the catalogue) out of the
+    garbage collector's reach for good (`gc.freeze`). Each batch allocates hundreds of thousands of short-lived
+    objects, and each full collection they set off scanned all of those long-lived ones again: on the throughput
+    benchmark's model work alone (no Kafka), learning and ranking took 13.1 s with every object collectable and
+    11.2 s with the startup objects frozen."""
+    await runtime.catalogue_ready.wait()
+    gc.freeze()
+    log.info("garbage collector: %d startup objects frozen", gc.get_freeze_count())
