@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-pipeline clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-model bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: $(STAMP)           ## replay benchmark on MovieLens (DATASET=path/to/ml-l
 
 bench-stages: $(STAMP)    ## encoder and scorer against bare torch (and the int8 ONNX backend against torch CPU)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.stage_ceilings --items 10000 100000 1000000
+
+bench-model: $(STAMP)     ## the model thread's work on the throughput backlog (no Kafka) against its bare products
+	$(PY) -m bench.model_work
 
 bench-pipeline: $(STAMP)  ## live pipeline throughput against a bare aiokafka loop, then latency at a steady rate
 	$(PY) -m deploy.local_kafka up

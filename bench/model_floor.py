@@ -77,10 +77,16 @@ def measure(settings: Settings, events: Sequence[BehaviorEvent], n_items: int) -
     for start in range(0, len(queries), settings.encoder_batch_size):
         encoder.encode(queries[start : start + settings.encoder_batch_size])
     encode_s = time.perf_counter() - started
-    matrix = torch.nn.functional.normalize(torch.randn(n_items, encoder.dim), dim=1)
-    profiles = torch.randn(3 * BATCH, encoder.dim)
-    users = torch.randn(BATCH, encoder.dim)
-    per_profile = best_of(3, lambda: profiles @ matrix.T) / len(profiles)
-    per_list = best_of(3, lambda: (users @ matrix.T).topk(min(settings.top_k, n_items), dim=1)) / BATCH
+    per_profile, per_list = product_seconds(n_items, encoder.dim, settings.top_k)
     feedback = FeedbackWork.of(events)
     return ModelFloor(len(queries), encode_s, feedback, feedback.profiles * per_profile, per_list)
+
+
+def product_seconds(n_items: int, dim: int, k: int) -> tuple[float, float]:
+    """Bare seconds of one content profile's product with the catalogue, and of one ranking product + top-k."""
+    matrix = torch.nn.functional.normalize(torch.randn(n_items, dim), dim=1)
+    profiles = torch.randn(3 * BATCH, dim)
+    users = torch.randn(BATCH, dim)
+    per_profile = best_of(3, lambda: profiles @ matrix.T) / len(profiles)
+    per_list = best_of(3, lambda: (users @ matrix.T).topk(min(k, n_items), dim=1)) / BATCH
+    return per_profile, per_list

@@ -63,9 +63,14 @@ async def bare_loop(settings: Settings, backlog: int) -> tuple[float, int]:
     return count / (time.perf_counter() - first), passes
 
 
-def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> list[BehaviorEvent]:  # type: ignore[type-arg]
+def backlog_events(users: int, events_per_user: int, items: list) -> list[BehaviorEvent]:  # type: ignore[type-arg]
+    """The throughput benchmark's events: `users` synthetic users, `events_per_user` each, over the last hour."""
     people = make_users(users, sorted({item.tags[0] for item in items}), seed=9)
-    events = list(behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000, seed=9))
+    return list(behaviour_stream(people, items, events_per_user, int(time.time() * 1000) - 3_600_000, seed=9))
+
+
+def produce_backlog(settings: Settings, users: int, events_per_user: int, items: list) -> list[BehaviorEvent]:  # type: ignore[type-arg]
+    events = backlog_events(users, events_per_user, items)
     send_events(settings, events)
     return events
 

@@ -18,3 +18,24 @@ def test_feedback_work_counts_the_profiles_each_feedback_event_scores() -> None:
 def test_model_floor_adds_up_the_bare_seconds() -> None:
     floor = ModelFloor(queries=10, encode_s=1.0, feedback=FeedbackWork(5, 10), feedback_s=0.5, rank_s_per_list=0.01)
     assert floor.events_per_s(300, lists=50) == pytest.approx(300 / (1.0 + 0.5 + 0.5))
+
+
+def test_model_work_weighs_every_window_once_and_ranks_each_batch_s_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faust")
+    import numpy as np
+
+    from bench.live_pipeline import scaled_catalogue
+    from bench.model_work import model_over, run, window_payloads
+    from bench.pipeline import backlog_events
+    from streams.app import runtime
+
+    rng = np.random.default_rng(0)
+    items = scaled_catalogue(60)
+    monkeypatch.setitem(runtime.__dict__, "model", model_over(items, rng))
+    events = backlog_events(12, 3, items)
+    windows = window_payloads(events, rng)
+    assert sum(len(payload["queries"]) for _, payload in windows) == sum(e.kind == "search" for e in events) > 0
+    seconds, lists = run(windows, batch=8)  # it asserts that each batch applied every one of its events
+    assert lists == sum(len({e.user_id for e in events[s : s + 8]}) for s in range(0, len(events), 8))
+    assert set(seconds) == {"learn", "write states and updates", "rank", "serialise lists"}
+    assert runtime.model.fed.total == sum(e.item_id is not None for e in events)

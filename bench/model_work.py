@@ -1,0 +1,119 @@
+"""The model thread's work on the throughput benchmark's backlog, without Kafka, against its bare arithmetic.
+
+    python -m bench.model_work [--users 10000] [--items 10000] [--events-per-user 3] [--batch 256] [--no-freeze]
+
+The events are `bench.pipeline throughput`'s, taken in batches of one-event windows and weighed as a worker that
+runs every stage weighs them (`streams.agents.apply_windows`: the states read, learning, the WeightUpdates), then
+each state is written and each WeightUpdate serialised, the batch is ranked and each list serialised. Random unit
+vectors stand in for the encoder's (the work does not depend on their values). The bare arithmetic is the
+products this work needs (`bench.model_floor`), timed in the same run. Like a worker, the run freezes the objects
+alive before it starts (`streams.worker.freeze_startup_objects`) unless `--no-freeze`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+
+from bench.live_pipeline import scaled_catalogue
+from bench.model_floor import FeedbackWork, product_seconds
+from bench.pipeline import backlog_events
+from sinks.catalogue import Catalogue, CatalogueItem
+from sinks.online_model import OnlineModel
+from streams.agent_support import f16_text
+from streams.agents import apply_windows
+from streams.app import runtime, settings
+from streams.dead_letter import SourcePosition
+from streams.events import BehaviorEvent, Item
+from streams.windowing import WindowedEvent
+
+DIM = 384
+
+
+def random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def model_over(items: Sequence[Item], rng: np.random.Generator) -> OnlineModel:
+    """A worker's model (its settings) over `items`, each with a random unit vector."""
+    catalogue = Catalogue(DIM)
+    catalogue.upsert([CatalogueItem(i.item_id, i.title, tuple(i.tags), 0) for i in items],
+                     dict(zip((i.item_id for i in items), random_unit(rng, len(items)), strict=True)))
+    return OnlineModel(catalogue, settings.weighting, candidates=settings.scorer_candidates)
+
+
+def window_payloads(events: Sequence[BehaviorEvent], rng: np.random.Generator) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """One encoded one-event window per event (the encoded topic's form), a random vector for each query."""
+    searches = [event for event in events if event.kind == "search"]
+    queries = dict(zip((e.event_id for e in searches), map(f16_text, random_unit(rng, len(searches))), strict=True))
+    return [
+        (event.user_id, {"events": [WindowedEvent.read_at(event, SourcePosition("events", 0, n), 0.0).to_dict()],
+                         "queries": {event.event_id: queries[event.event_id]} if event.event_id in queries else {}})
+        for n, event in enumerate(events)
+    ]
+
+
+def run(windows: Sequence[tuple[str, dict]], batch: int) -> tuple[Counter[str], int]:  # type: ignore[type-arg]
+    """Seconds per phase over all the windows, and how many lists were ranked."""
+    stored: dict[str, bytes] = {}
+    seconds: Counter[str] = Counter()
+    lists = 0
+    for start in range(0, len(windows), batch):
+        chunk = windows[start : start + batch]
+        began = time.perf_counter()
+        states, updates, applied = apply_windows({user: stored.get(user) for user, _ in chunk}, chunk)
+        learned = time.perf_counter()
+        for user_id, update in updates.items():
+            stored[user_id] = states[user_id].to_bytes()
+            update.to_json()
+        written = time.perf_counter()
+        recommendations = runtime.model.recommend(list(updates.values()), settings.top_k)
+        ranked = time.perf_counter()
+        for recommendation in recommendations:
+            orjson.dumps(recommendation.to_dict())
+        done = time.perf_counter()
+        lists += len(recommendations)
+        for phase, (a, b) in {"learn": (began, learned), "write states and updates": (learned, written),
+                              "rank": (written, ranked), "serialise lists": (ranked, done)}.items():
+            seconds[phase] += b - a
+        assert applied == sum(len(payload["events"]) for _, payload in chunk)
+    return seconds, lists
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--events-per-user", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=settings.batch_size)
+    parser.add_argument("--no-freeze", action="store_true")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    items = scaled_catalogue(args.items)
+    runtime.__dict__["model"] = model_over(items, rng)
+    events = backlog_events(args.users, args.events_per_user, items)
+    windows = window_payloads(events, rng)
+    if not args.no_freeze:
+        gc.freeze()
+    started = time.perf_counter()
+    seconds, lists = run(windows, args.batch)
+    total = time.perf_counter() - started
+    per_profile, per_list = product_seconds(len(items), DIM, settings.top_k)
+    bare = FeedbackWork.of(events).profiles * per_profile + lists * per_list
+    print(f"{len(events)} events from {args.users} users over {len(items)} items, batches of {args.batch} "
+          f"one-event windows, startup objects {'collectable' if args.no_freeze else 'frozen'}")
+    print("  ".join(f"{phase} {s:.2f}s" for phase, s in seconds.items()))
+    print(f"model work: {total:.2f}s, {len(events) / total:,.0f} events/s; its bare products: {bare:.2f}s "
+          f"({bare / total:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
