@@ -50,10 +50,9 @@ class PopularityCounts:
             self.counts = np.concatenate([self.counts, np.zeros(max(row + 1 - len(self.counts), 1024))])
         self.counts[row] += amount * self.decay.weight(ts)
 
-    def scores(self, n_items: int, out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
-        """log(1 + relative count) for the first `n_items` rows (written into `out` when given)."""
-        out = np.empty(n_items) if out is None else out
-        size = min(n_items, len(self.counts))
+    def write_scores(self, out: npt.NDArray[np.float64]) -> None:
+        """Writes log(1 + relative count) of the first `len(out)` rows into `out`."""
+        size = min(len(out), len(self.counts))
         out[size:] = 0.0
         counts = self.counts[:size]
         peak = counts.max() if size else 0.0
@@ -61,4 +60,3 @@ class PopularityCounts:
             np.log1p(np.divide(np.multiply(counts, 1000.0, out=out[:size]), peak, out=out[:size]), out=out[:size])
         else:
             out[:size] = counts
-        return out

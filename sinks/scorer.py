@@ -139,13 +139,16 @@ class CatalogueScorer:
         return ((Factor.POPULARITY,) if not len(self.popularity.counts) else ()) + (
             (Factor.FRESHNESS,) if self.catalogue.undated() else ())
 
-    def shared_scores(self, now: int, out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
-        """The raw popularity and freshness scores (2 × items): the same for every user (written into `out` when
-        given)."""
-        out = np.empty((2, len(self.catalogue))) if out is None else out
-        self.popularity.scores(len(self.catalogue), out[0])
-        self._freshness(now, out[1])
-        return out
+    def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
+        """The raw popularity and freshness scores (2 × items): the same for every user."""
+        scores = np.empty((2, len(self.catalogue)))
+        self._write_shared_scores(now, scores)
+        return scores
+
+    def _write_shared_scores(self, now: int, out: npt.NDArray[np.float64]) -> float:
+        """Writes the raw popularity and freshness scores into `out` (2 × items); returns freshness's std."""
+        self.popularity.write_scores(out[0])
+        return self._freshness(now, out[1])
 
     def _freshness(self, now: int, out: npt.NDArray[np.float64]) -> float:
         """Writes exp(−age / half-life) per item into `out`; returns the unbiased std of those scores. Once `now` is
@@ -228,8 +231,7 @@ class CatalogueScorer:
         covisit = self.covisitation.batch_scores(self._anchor_rows([anchors]), len(self.catalogue))
         out[0] = 0.0
         out[0, covisit.rows] = covisit.values
-        self.popularity.scores(len(self.catalogue), out[1])
-        fresh_std = self._freshness(now, out[2])
+        fresh_std = self._write_shared_scores(now, out[1:])
         std = np.array([covisit.moments(1)[1][0], spread(out[1]), fresh_std])
         return np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
 
