@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-model bench-pipeline clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-model bench-pipeline bench-framework clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-pipeline: $(STAMP)  ## live pipeline throughput against a bare aiokafka lo
 	$(PY) -m deploy.local_kafka up
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline throughput
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline latency
+
+bench-framework: $(STAMP) ## Faust's own ceiling on the throughput backlog: parsing only, then per-event plumbing
+	$(PY) -m deploy.local_kafka up
+	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline framework
 
 clean:
 	rm -rf .driftrec .pytest_cache .ruff_cache .mypy_cache

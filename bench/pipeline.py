@@ -2,6 +2,7 @@
 
     python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3]
     python -m bench.pipeline latency [--rate 1000 --seconds 60]
+    python -m bench.pipeline framework [--users 10000 --events-per-user 3]
 
 throughput: a backlog of events is produced first; a bare aiokafka consumer loop (getmany + orjson.loads of
 each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures,
@@ -10,6 +11,8 @@ fully applied and ranked, each against the bare loop, and end to end against the
 backlog timed bare (`bench.model_floor`: what one worker could reach doing nothing but encode, learn and rank).
 latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
 receiving the recommendation (p50/p95/p99), read from the recommendations topic.
+framework: the throughput backlog through Faust alone (`bench.faust_floor`): the worker's app with an agent that
+only parses its batches, and with each piece of per-event plumbing added, against the bare loop.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
-from bench import model_floor
+from bench import faust_floor, model_floor
 from bench.live_pipeline import LivePipeline, rss_mib, send_events
 from streams.events import BehaviorEvent
 from streams.kafka_clients import aiokafka_config, client_config
@@ -82,6 +85,8 @@ def throughput(args: argparse.Namespace) -> int:
     bare, passes = asyncio.run(bare_loop(run.settings, sent))
     print(f"backlog: {sent} events from {args.users} users over {len(run.items)} items")
     print(f"bare aiokafka loop: {bare:,.0f} events/s ({passes} passes over the backlog)")
+    print(faust_floor.describe({mode: faust_floor.events_per_s(run.settings, sent, mode)
+                                for mode in ("parse", "stage")}, bare))
     floor = model_floor.measure(run.settings, events, len(run.items))
     run.start()
     try:
@@ -109,6 +114,19 @@ def throughput(args: argparse.Namespace) -> int:
     print(f"pipeline end to end (applied and ranked): {end_to_end:,.0f} events/s, "
           f"{end_to_end / bare:.3f}x the bare loop, {end_to_end / ceiling:.2f}x the model floor; "
           f"{lists} recommendation lists; worker RSS {rss:.0f} MiB")
+    return 0
+
+
+def framework(args: argparse.Namespace) -> int:
+    run = LivePipeline.create("framework", args.items)
+    try:
+        sent = len(produce_backlog(run.settings, args.users, args.events_per_user, run.items))
+        bare, passes = asyncio.run(bare_loop(run.settings, sent))
+        print(f"backlog: {sent} events; bare aiokafka loop: {bare:,.0f} events/s ({passes} passes)")
+        print(faust_floor.describe({mode: faust_floor.events_per_s(run.settings, sent, mode)
+                                    for mode in faust_floor.MODES}, bare))
+    finally:
+        run.stop()
     return 0
 
 
@@ -163,17 +181,18 @@ def produce_steadily(run: LivePipeline, rate: float, seconds: float, users: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     benches = parser.add_subparsers(dest="bench", required=True)
-    first = benches.add_parser("throughput")
-    first.add_argument("--users", type=int, default=10_000)
-    first.add_argument("--items", type=int, default=10_000)
-    first.add_argument("--events-per-user", type=int, default=3)
-    first.set_defaults(run=throughput)
-    second = benches.add_parser("latency")
-    second.add_argument("--rate", type=float, default=1000.0)
-    second.add_argument("--seconds", type=float, default=60.0)
-    second.add_argument("--users", type=int, default=10_000)
-    second.add_argument("--items", type=int, default=10_000)
-    second.set_defaults(run=latency)
+    for name, run in (("throughput", throughput), ("framework", framework)):
+        backlog = benches.add_parser(name)
+        backlog.add_argument("--users", type=int, default=10_000)
+        backlog.add_argument("--items", type=int, default=10_000)
+        backlog.add_argument("--events-per-user", type=int, default=3)
+        backlog.set_defaults(run=run)
+    steady = benches.add_parser("latency")
+    steady.add_argument("--rate", type=float, default=1000.0)
+    steady.add_argument("--seconds", type=float, default=60.0)
+    steady.add_argument("--users", type=int, default=10_000)
+    steady.add_argument("--items", type=int, default=10_000)
+    steady.set_defaults(run=latency)
     args = parser.parse_args()
     return int(args.run(args))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams.faust_transport import App
+from streams.faust_transport import App, RawTopic
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
@@ -40,14 +40,13 @@ app = App(
     broker_commit_interval=1.0,
 )
 
-raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-ingest_topic = app.topic(*settings.behaviour_topics, settings.ticks_topic, **raw)
-ticks_topic = app.topic(settings.ticks_topic, **raw)
-windows_topic = app.topic(settings.windows_topic, **raw)
-encoded_topic = app.topic(settings.encoded_topic, **raw)
-weights_topic = app.topic(settings.weights_topic, **raw)
-recommendations_topic = app.topic(settings.recommendations_topic, **raw)
-dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
+ingest_topic = RawTopic.of(app, *settings.behaviour_topics, settings.ticks_topic)
+ticks_topic = RawTopic.of(app, settings.ticks_topic)
+windows_topic = RawTopic.of(app, settings.windows_topic)
+encoded_topic = RawTopic.of(app, settings.encoded_topic)
+weights_topic = RawTopic.of(app, settings.weights_topic)
+recommendations_topic = RawTopic.of(app, settings.recommendations_topic)
+dead_letter_topic = RawTopic.of(app, settings.dead_letter_topic)
 
 
 STAGE_INPUTS = frozenset((*settings.behaviour_topics, settings.ticks_topic, settings.windows_topic,

@@ -20,6 +20,7 @@
   and resumes it from a callback as the queue drains; in throughput runs that callback sometimes never came
   (stall report: read and committed to the end, active False, buffered True) and the partition stalled until
   the watchdog restarted the worker.
+* A raw topic's send hands the record to the producer at once (`RawTopic`).
 * Before offsets are committed, the producer's buffer is drained completely. Table writes (changelog records)
   wait in that buffer, and Faust's flush gives up when a message takes longer than 0.1 s, so a commit could
   cover inputs whose state changes were still unsent — lost if the worker then dies.
@@ -29,14 +30,14 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import faust
 import faust.streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, EventT, Message, TransportT
+from faust.types import TP, AppT, EventT, Message, RecordMetadata, TransportT
 from faust.types.tuples import ack_lock
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,22 @@ class DrainingProducer(faust_aiokafka.Producer):
         while self.buffer.size:
             await self.buffer.flush()
         await super().flush()
+
+
+class RawTopic(faust.Topic):
+    """A topic of bytes keys and values whose `send` hands each record straight to the app's producer, which is
+    what Faust's own send does in the end (attachments are off). On the way, Faust builds a future message, an
+    event and sensor state per record: on `bench.faust_floor` that took about 0.1 ms a record, ten times the
+    producer's own send. The producer's flush before each commit covers these records as it covers Faust's."""
+
+    @classmethod
+    def of(cls, app: AppT, *names: str) -> RawTopic:
+        return cls(app, topics=names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def send(self, *, key: bytes | None = None, value: bytes | None = None,  # type: ignore[override]
+                   partition: int | None = None) -> Awaitable[RecordMetadata]:
+        """Queues the record in the producer; returns its delivery (the broker's ack)."""
+        return await self.app.producer.send(self.get_topic_name(), key, value, partition, None, None)
 
 
 class CommitSafeTransport(faust_aiokafka.Transport):
