@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +55,11 @@ def events_per_s(settings: Settings, n_events: int, mode: str) -> float:
         raise RuntimeError(f"the faust floor worker ({mode}) gave no figure; see {floor.data_dir}/worker.log")
     figure = orjson.loads(result.read_bytes())
     return float(figure["events"] / figure["seconds"])
+
+
+def rates(settings: Settings, n_events: int, modes: Iterable[str] = MODES) -> dict[str, float]:
+    """Events/s of each mode, one after the other."""
+    return {mode: events_per_s(settings, n_events, mode) for mode in modes}
 
 
 def describe(rates: Mapping[str, float], bare: float) -> str:

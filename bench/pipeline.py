@@ -2,7 +2,7 @@
 
     python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3]
     python -m bench.pipeline latency [--rate 1000 --seconds 60]
-    python -m bench.pipeline framework [--users 10000 --events-per-user 3]
+    python -m bench.pipeline framework [--users 10000 --items 10000 --events-per-user 3]
 
 throughput: a backlog of events is produced first; a bare aiokafka consumer loop (getmany + orjson.loads of
 each value) reads it, then the worker processes it end to end (ingest, windows, encode, weigh, rank). Figures,
@@ -85,8 +85,7 @@ def throughput(args: argparse.Namespace) -> int:
     bare, passes = asyncio.run(bare_loop(run.settings, sent))
     print(f"backlog: {sent} events from {args.users} users over {len(run.items)} items")
     print(f"bare aiokafka loop: {bare:,.0f} events/s ({passes} passes over the backlog)")
-    print(faust_floor.describe({mode: faust_floor.events_per_s(run.settings, sent, mode)
-                                for mode in ("parse", "stage")}, bare))
+    print(faust_floor.describe(faust_floor.rates(run.settings, sent, ("parse", "stage")), bare))
     floor = model_floor.measure(run.settings, events, len(run.items))
     run.start()
     try:
@@ -123,8 +122,7 @@ def framework(args: argparse.Namespace) -> int:
         sent = len(produce_backlog(run.settings, args.users, args.events_per_user, run.items))
         bare, passes = asyncio.run(bare_loop(run.settings, sent))
         print(f"backlog: {sent} events; bare aiokafka loop: {bare:,.0f} events/s ({passes} passes)")
-        print(faust_floor.describe({mode: faust_floor.events_per_s(run.settings, sent, mode)
-                                    for mode in faust_floor.MODES}, bare))
+        print(faust_floor.describe(faust_floor.rates(run.settings, sent), bare))
     finally:
         run.stop()
     return 0
