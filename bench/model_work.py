@@ -46,7 +46,7 @@ def model_over(items: Sequence[Item], rng: np.random.Generator) -> OnlineModel:
     catalogue = Catalogue(DIM)
     catalogue.upsert([CatalogueItem(i.item_id, i.title, tuple(i.tags), 0) for i in items],
                      dict(zip((i.item_id for i in items), random_unit(rng, len(items)), strict=True)))
-    return OnlineModel(catalogue, settings.weighting, candidates=settings.scorer_candidates)
+    return OnlineModel(catalogue, settings.weighting)
 
 
 def window_payloads(events: Sequence[BehaviorEvent], rng: np.random.Generator) -> list[tuple[str, dict]]:  # type: ignore[type-arg]

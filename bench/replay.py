@@ -1,70 +1,85 @@
-"""Prequential replay: before each sampled event, rank for that user and score the hit; then learn the event.
+"""Prequential replay: before each event, the user's ranking is judged; then the model learns the event.
 
-Runs the same `weighting/` and `sinks/` code as the live pipeline (through `sinks.online_model.OnlineModel`),
-in-process and without a broker. Baselines share the model's factor scores, so they differ only in weights.
+Runs the same `weighting/` and `sinks/` code as the live pipeline (`sinks.online_model.OnlineModel.learn_batch`,
+batches of `block` events, as a worker takes batches). Every feedback event's judged ranking (the user's candidates
+and calibrated factor scores just before it) is what every method is evaluated on: each single factor, the static
+fusion tuned on the first part of the log only, the dynamic model's served weights, and ablations of the dynamic
+weights learned side by side (`bench.fusion_arms`); so every comparison is paired on the same events.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
+import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
-from bench.metrics import MethodMetrics, ranks_of_target
-from bench.static_tuning import RANDOM_CANDIDATES, candidate_hit_rates, candidate_hits, candidate_weights
+from bench.fusion_arms import default_arms
+from bench.paired_stats import paired_differences
+from bench.static_tuning import RankingSamples, tune_static
 from bench.weight_ceiling import CeilingSamples
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
-from sinks.online_model import OnlineModel
+from sinks.online_model import Judgement, OnlineModel, UserEvent
 from streams.catalogue_data import upsert_items
 from streams.events import BehaviorEvent, Item
 from weighting.config import WeightingConfig
-from weighting.factors import FACTORS
+from weighting.context import CONTEXT_FEATURES
+from weighting.factors import FACTORS, Factor
 from weighting.user_state import UserState
-from weighting.user_update import interest_drift, interest_entropy
 from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
+MISS = math.inf
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
     k: int = 10
-    sample: float = 0.2
+    sample: float = 1.0
+    """Share of the events after the tuning part that are evaluated (seeded)."""
     tune_share: float = 0.2
     max_tuning_samples: int = 3000
     seed: int = 0
+    block: int = 128
+    """Events per `learn_batch` call (a worker's batch)."""
+    resamples: int = 1000
+    cold_below: int = 5
+    """An evaluated event is a cold-start event when its item had fewer interactions than this before it."""
     progress: bool = True
 
 
 @dataclass
 class ReplayResult:
     metrics: dict[str, dict[str, float]]
+    paired: dict[str, dict[str, Any]]
+    """The dynamic model against each other method on the same events (`bench.paired_stats`)."""
+    cold_start: dict[str, dict[str, float]]
     static_weights: dict[str, float]
     tuning_hr: float
-    tuning_factor_hr: dict[str, float]
-    """Each single factor's HR@k on the tuning part: what choices of a factor's form may be judged by."""
-    learned_prior: dict[str, float]
-    """The dynamic model's global prior at the end: weights summing to 1, and the learned tilt strengths."""
+    learned: dict[str, Any]
     events: int
     seconds: float
-    weight_history: dict[str, list[tuple[int, list[float]]]] = field(default_factory=dict)
+    evaluated_ids: list[str] = field(default_factory=list)
     hits: dict[str, list[str]] = field(default_factory=dict)
-    """Per method, the ids of the evaluated events that were hits (for analyses such as drift recovery)."""
+    """Per method, the ids of the evaluated events that were hits."""
     ceiling: dict[str, float] = field(default_factory=dict)
-    """What fixed or context-dependent weights could reach on the evaluation part (`bench.weight_ceiling`)."""
+    weight_history: dict[str, list[tuple[int, list[float]]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "static_weights": self.static_weights, "tuning_hr": self.tuning_hr,
-                "tuning_factor_hr": self.tuning_factor_hr,
-                "learned_prior": self.learned_prior, "ceiling": self.ceiling,
-                "events": self.events, "seconds": self.seconds, "ms_per_event": 1000 * self.seconds / self.events,
+        return {"metrics": self.metrics, "paired": self.paired, "cold_start": self.cold_start,
+                "static_weights": self.static_weights, "tuning_hr": self.tuning_hr, "learned": self.learned,
+                "ceiling": self.ceiling, "events": self.events, "seconds": self.seconds,
+                "ms_per_event": 1000 * self.seconds / max(self.events, 1), "evaluated_ids": self.evaluated_ids,
+                "hits": self.hits,
                 "weight_history": self.weight_history}
 
 
@@ -74,6 +89,53 @@ def build_catalogue(items: Sequence[Item], encoder: TextEncoder, cache: VectorCa
     return catalogue
 
 
+@dataclass
+class MethodRanks:
+    """Each method's 0-based rank of the acted-on item (MISS when outside its list) and top rows, per event."""
+
+    k: int
+    ranks: dict[str, list[float]] = field(default_factory=dict)
+    recommended: dict[str, set[int]] = field(default_factory=dict)
+
+    def add(self, name: str, rank: float, top_rows: npt.NDArray[np.int64]) -> None:
+        self.ranks.setdefault(name, []).append(rank)
+        self.recommended.setdefault(name, set()).update(top_rows.tolist())
+
+    def hit_matrix(self, names: Sequence[str]) -> npt.NDArray[np.bool_]:
+        return np.array([np.asarray(self.ranks[name]) < self.k for name in names])
+
+    def summary(self, name: str, n_items: int, mask: npt.NDArray[np.bool_] | None = None) -> dict[str, float]:
+        ranks = np.asarray(self.ranks[name])
+        ranks = ranks if mask is None else ranks[mask]
+        hit = ranks < self.k
+        n = max(len(ranks), 1)
+        return {f"HR@{self.k}": float(hit.sum() / n),
+                f"NDCG@{self.k}": float((1.0 / np.log2(ranks[hit] + 2)).sum() / n),
+                f"MRR@{self.k}": float((1.0 / (ranks[hit] + 1)).sum() / n),
+                "coverage": len(self.recommended[name]) / max(n_items, 1), "evaluations": len(ranks)}
+
+
+def fused_rank(calibrated: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], target: int, k: int,
+               rows: npt.NDArray[np.int64]) -> tuple[float, npt.NDArray[np.int64]]:
+    """The target's 0-based rank under a fusion (ties count half, rounded down; MISS for −1) and the top k rows
+    (in no order)."""
+    fused = calibrated @ weights.astype(np.float32)
+    top = rows[np.argpartition(-fused, k)[:k]] if len(fused) > k else rows
+    if target < 0:
+        return MISS, top
+    above = float((fused > fused[target]).sum())
+    ties = float((fused == fused[target]).sum()) - 1.0
+    return math.floor(above + 0.5 * ties), top
+
+
+def query_scaled(judgement: Judgement) -> npt.NDArray[np.float32]:
+    """The judged scores with the query factor's scaled by how much the user's last search still counts (as the
+    model's own weights are), so that fixed weights rank the same way."""
+    scaled = judgement.candidates.calibrated.copy()
+    scaled[:, Factor.QUERY] *= judgement.context[CONTEXT_FEATURES.index("search_recency")]
+    return scaled
+
+
 def replay(
     catalogue: Catalogue,
     events: Sequence[BehaviorEvent],
@@ -81,78 +143,132 @@ def replay(
     config: WeightingConfig | None = None,
     tracked_users: Sequence[str] = (),
 ) -> ReplayResult:
-    """Runs the prequential protocol; the static fusion is tuned on the first `tune_share` of events only, and the
-    dynamic model's prior starts from the tuned weights there (a warm start from the same data)."""
+    """Runs the prequential protocol (see the module docstring); the static fusion is tuned on judged rankings of
+    the first `tune_share` of events only, and the dynamic model learns from the first event on, as live."""
     started = time.monotonic()
+    config = replace(config or WeightingConfig(), seed=options.seed)
     model = OnlineModel(catalogue, config)
+    arms = default_arms(config)
     rng = random.Random(options.seed)
     split = int(len(events) * options.tune_share)
-    names = [*FACTORS, STATIC, DYNAMIC]
-    metrics = {name: MethodMetrics(options.k) for name in names}
-    weights = torch.zeros(len(names), len(FACTORS))
-    weights[: len(FACTORS)] = torch.eye(len(FACTORS))
-    tuning: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-    candidates = candidate_weights(len(FACTORS), RANDOM_CANDIDATES, options.seed)
-    ceiling = CeilingSamples()
-    tuned, best, tuning_rates = False, len(FACTORS), torch.zeros(len(candidates))
+    position = {}
+    for index, event in enumerate(events):
+        position.setdefault(event.event_id, index)
+    ranks = MethodRanks(options.k)
+    tuning: list[tuple[npt.NDArray[np.float32], int]] = []
+    seen_for_tuning = 0
+    static: npt.NDArray[np.float64] | None = None
+    tuning_hr = 0.0
+    ceiling = CeilingSamples(rng=random.Random(options.seed + 1))
+    evaluated_ids: list[str] = []
+    cold: list[bool] = []
+    item_counts: Counter[str] = Counter()
     states: dict[str, UserState] = {}
-    hits: dict[str, list[str]] = {}
     history: dict[str, list[tuple[int, list[float]]]] = {user: [] for user in tracked_users}
-    for index, event in enumerate(tqdm(events, disable=not options.progress, unit=" events", mininterval=2)):
-        if index >= split and not tuned:
-            if tuning:  # else the uniform candidate
-                tuning_rates = candidate_hit_rates(tuning, options.k, candidates)
-                best = int(tuning_rates.argmax())
-            weights[len(FACTORS)] = candidates[best]
-            model.prior.start_from(candidates[best].double().numpy())
-            tuned, tuning = True, []
-        state = states.get(event.user_id) or model.new_state()
-        row = catalogue.index.get(event.item_id) if event.item_id else None
-        if row is not None and state.n_events and rng.random() < options.sample:
-            update = model.weight_update(event.user_id, state, event.ts)
-            scores = model.scorer.factor_scores([update])[0]
-            seen = model.scorer.seen_mask([update])[0]
+    progress = tqdm(total=len(events), disable=not options.progress, unit=" events", mininterval=2)
+    for start in range(0, len(events), options.block):
+        block = events[start : start + options.block]
+        counts_before = {}
+        for event in block:
+            if event.item_id is not None:
+                counts_before.setdefault(event.event_id, item_counts[event.item_id])
+                item_counts[event.item_id] += 1
+        judgements: list[Judgement] = []
+        changed, _ = model.learn_batch(states, [UserEvent(e.user_id, e.profile_event()) for e in block], judgements)
+        states.update(changed)
+        for judgement in judgements:
+            index = position[judgement.event_id]
+            if judgement.user_id in history:
+                history[judgement.user_id].append((index, judgement.weights.round(4).tolist()))
+            arm_weights = [arm.served(judgement) for arm in arms]
+            evaluate = index >= split and rng.random() < options.sample
             if index < split:
-                if len(tuning) < options.max_tuning_samples:
-                    tuning.append((scores.half(), seen, row))
-            else:
-                weights[-1] = torch.from_numpy(update.weights).float()
-                fused = weights @ scores
-                ranks = ranks_of_target(fused, seen, row).tolist()
-                tops = fused.masked_fill(seen.unsqueeze(0), float("-inf")).topk(options.k, dim=1).indices.tolist()
-                for name, rank, top in zip(names, ranks, tops, strict=True):
-                    metrics[name].add(int(rank), top)
-                    if rank < options.k:
-                        hits.setdefault(name, []).append(event.event_id)
-                context = (event.ts - state.last_ts, state.n_events, interest_entropy(state), interest_drift(state))
-                ceiling.add(candidate_hits(candidates, scores, seen, row, options.k).numpy(), context)
-            if event.user_id in history:
-                history[event.user_id].append((event.ts, update.weights.round(4).tolist()))
-        states[event.user_id] = model.learn(event.user_id, state, event.profile_event())
+                seen_for_tuning += 1
+                _reservoir(tuning, (query_scaled(judgement), judgement.target), seen_for_tuning,
+                           options.max_tuning_samples, rng)
+            elif static is None:
+                static, tuning_hr = tune_static(RankingSamples.of(tuning), options.k, len(FACTORS), options.seed)
+            if evaluate and judgement.wanted:
+                assert static is not None
+                _evaluate(ranks, judgement, static, arms=arms, arm_weights=arm_weights, k=options.k)
+                ceiling.add(query_scaled(judgement), judgement.target, judgement.context,
+                            ranks.ranks[DYNAMIC][-1] < options.k)
+                evaluated_ids.append(judgement.event_id)
+                cold.append(counts_before.get(judgement.event_id, 0) < options.cold_below)
+            for arm, weights in zip(arms, arm_weights, strict=True):
+                arm.learn(judgement, weights)
+        progress.update(len(block))
+    progress.close()
+    return _result(ranks, evaluated_ids, np.asarray(cold, bool), static=static, tuning_hr=tuning_hr, model=model,
+                   ceiling=ceiling, options=options, n_events=len(events), seconds=time.monotonic() - started,
+                   history=history)
+
+
+def _reservoir(samples: list[Any], sample: Any, seen: int, capacity: int, rng: random.Random) -> None:
+    """Keeps a uniform sample of at most `capacity` of the `seen` items offered so far (Algorithm R)."""
+    if len(samples) < capacity:
+        samples.append(sample)
+    elif (slot := rng.randrange(seen)) < capacity:
+        samples[slot] = sample
+
+
+def _evaluate(ranks: MethodRanks, judgement: Judgement, static: npt.NDArray[np.float64], *, arms: Sequence[Any],
+              arm_weights: Sequence[npt.NDArray[np.float64]], k: int) -> None:
+    candidates, target = judgement.candidates, judgement.target
+    for f, name in enumerate(FACTORS):
+        listed = candidates.list_position[:, f]
+        in_top = np.flatnonzero(listed < k)
+        ranks.add(name, float(listed[target]) if target >= 0 else MISS,
+                  candidates.rows[in_top[np.argsort(listed[in_top], kind="stable")]])
+    scaled = query_scaled(judgement)
+    ranks.add(STATIC, *fused_rank(scaled, static, target, k, candidates.rows))
+    ranks.add(DYNAMIC, *fused_rank(candidates.calibrated, judgement.weights, target, k, candidates.rows))
+    for arm, weights in zip(arms, arm_weights, strict=True):
+        ranks.add(arm.spec.name, *fused_rank(candidates.calibrated, weights, target, k, candidates.rows))
+
+
+def _result(ranks: MethodRanks, evaluated_ids: list[str], cold: npt.NDArray[np.bool_], *,
+            static: npt.NDArray[np.float64] | None, tuning_hr: float, model: OnlineModel, ceiling: CeilingSamples,
+            options: ReplayOptions, n_events: int, seconds: float,
+            history: dict[str, list[tuple[int, list[float]]]]) -> ReplayResult:
+    names = list(ranks.ranks)
+    n_items = len(model.catalogue)
+    hits = ranks.hit_matrix(names) if names else np.zeros((0, 0), bool)
+    paired = {}
+    if DYNAMIC in names:
+        others = [name for name in names if name != DYNAMIC]
+        differences = paired_differences(hits[names.index(DYNAMIC)], hits[[names.index(n) for n in others]],
+                                         options.resamples, options.seed)
+        paired = {name: d.to_dict() for name, d in zip(others, differences, strict=True)}
+    weights = model.weights
     return ReplayResult(
-        metrics={name: m.summary(len(catalogue)) for name, m in metrics.items()},
-        static_weights={f: round(float(w), 4) for f, w in zip(FACTORS, weights[len(FACTORS)], strict=True)},
-        tuning_hr=round(float(tuning_rates[best]), 4),
-        tuning_factor_hr={f: round(float(hr), 4) for f, hr in zip(FACTORS, tuning_rates[: len(FACTORS)], strict=True)},
-        learned_prior=learned_prior(model), events=len(events),
-        seconds=time.monotonic() - started, weight_history=history,
-        hits=hits, ceiling=ceiling.report(best),
+        metrics={name: ranks.summary(name, n_items) for name in names},
+        paired=paired,
+        cold_start={name: ranks.summary(name, n_items, cold) for name in names} if cold.any() else {},
+        static_weights={} if static is None else {f: round(float(w), 4) for f, w in zip(FACTORS, static,
+                                                                                        strict=True)},
+        tuning_hr=round(tuning_hr, 4),
+        learned={"prior": {f: round(float(w), 4) for f, w in zip(FACTORS, weights.prior(), strict=True)},
+                 "context_map": {f: {c: round(float(a), 4) for c, a in zip(CONTEXT_FEATURES, row, strict=True)}
+                                 for f, row in zip(FACTORS, weights.context_map, strict=True)},
+                 "sequence_steps": model.sequence.steps},
+        events=n_events, seconds=seconds, evaluated_ids=evaluated_ids,
+        hits={name: [evaluated_ids[i] for i in np.flatnonzero(hits[n])] for n, name in enumerate(names)},
+        ceiling=ceiling.report(static, options.k) if static is not None else {},
+        weight_history=history,
     )
 
 
-def learned_prior(model: OnlineModel) -> dict[str, float]:
-    entropy, drift = model.prior.tilt_strengths
-    return {**{f: round(float(w), 4) for f, w in zip(FACTORS, model.prior.weights(), strict=True)},
-            "entropy_tilt": round(float(entropy), 4), "drift_tilt": round(float(drift), 4)}
-
-
 def format_table(result: ReplayResult, k: int) -> str:
-    header = (f"{'method':28s} {'HR@' + str(k):>8s} {'NDCG@' + str(k):>9s} {'MRR@' + str(k):>8s} "
-              f"{'coverage':>9s} {'n':>7s}")
+    header = (f"{'method':40s} {'HR@' + str(k):>8s} {'NDCG@' + str(k):>9s} {'MRR@' + str(k):>8s} "
+              f"{'coverage':>9s} {'n':>7s}  {'dynamic − method, 95% interval':>32s} {'ratio':>6s}")
     lines = [header, "-" * len(header)]
     for name, m in result.metrics.items():
-        lines.append(f"{name:28s} {m[f'HR@{k}']:8.4f} {m[f'NDCG@{k}']:9.4f} {m[f'MRR@{k}']:8.4f} "
-                     f"{m['coverage']:9.4f} {int(m['evaluations']):7d}")
+        paired = result.paired.get(name)
+        versus = (f"{paired['difference']:+.4f} [{paired['difference_interval'][0]:+.4f}, "
+                  f"{paired['difference_interval'][1]:+.4f}] {paired['ratio']:6.3f}") if paired else ""
+        lines.append(f"{name:40s} {m[f'HR@{k}']:8.4f} {m[f'NDCG@{k}']:9.4f} {m[f'MRR@{k}']:8.4f} "
+                     f"{m['coverage']:9.4f} {int(m['evaluations']):7d}  {versus:>39s}")
     return "\n".join(lines)
 
 

@@ -26,7 +26,6 @@ from encoders.process_encoder import ProcessEncoder
 from encoders.sentence_encoder import SentenceTransformerEncoder
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel, UserEvent
-from sinks.scorer import CatalogueScorer
 from streams.catalogue_data import builtin_catalogue
 from streams.settings import Settings
 from weighting.factors import FACTORS
@@ -138,16 +137,19 @@ def weighting_ceiling(n_items: int, n_events: int, batch: int) -> None:
           f"bare profile x catalogue product {1000 * bare:.3f} ms/event, ratio {bare / batched:.2f}x")
 
 
-def scorer_ceiling(n_items: int, n_users: int, k: int, candidates: int) -> None:
-    """Users with 20 anchors (each with 100 co-visited neighbours), 50 seen items, a query and learned weights;
-    exact scoring against a bare matmul + top-k, then ranking among candidates from the ANN index."""
+def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
+    """Users with 20 anchors (each with 100 co-visited and followed neighbours), 50 seen items, a query and random
+    weights; the scorer (every factor over the catalogue, lists, candidates, calibration, fusion, top-k) against the
+    bare products and top-k of the same dense work."""
     rng = np.random.default_rng(0)
     catalogue, ids = random_catalogue(n_items, rng)
     vectors, dim = catalogue.vectors, catalogue.dim
     model = OnlineModel(catalogue)
     for row in rng.integers(0, n_items, 20 * n_users):
+        neighbours = rng.integers(0, n_items, 100).tolist()
         model.scorer.popularity.add(int(row), 1.0, 0)
-        model.scorer.covisitation.add(int(row), rng.integers(0, n_items, 100).tolist(), 1.0, 0)
+        model.scorer.covisitation.add(int(row), neighbours, 1.0, 0)
+        model.scorer.transitions.add(int(row), neighbours, 1.0, 0)
     anchors_of = rng.integers(0, n_items, (n_users, 20))
     updates = []
     for u in range(n_users):
@@ -160,25 +162,16 @@ def scorer_ceiling(n_items: int, n_users: int, k: int, candidates: int) -> None:
         updates.append(replace(update, anchors=anchors, weights=rng.dirichlet(np.ones(len(FACTORS)))))
     ours = best_of(3, lambda: model.recommend(updates, k))
     core = best_of(3, lambda: model.scorer.top_k(updates, k))
-    matrix = catalogue.matrix
-    users = torch.from_numpy(np.stack([u.short_term for u in updates]))
-    bare = best_of(3, lambda: (users @ matrix.T).topk(k, dim=1))
-    print(f"scorer {n_items} items x {n_users} users, k={k}: bare matmul+topk {1000 * bare:.1f} ms; driftrec scoring "
-          f"(fused factors, masks, top-k, contributions) {1000 * core:.1f} ms, ratio {bare / core:.2f}x; with "
-          f"recommendation records and reasons {1000 * ours:.1f} ms ({n_users / ours:.0f} users/s), "
-          f"ratio {bare / ours:.2f}x")
-    if candidates:
-        approximate = CatalogueScorer(catalogue, model.scorer.popularity, model.scorer.covisitation,
-                                      candidates=candidates)
-        started = time.perf_counter()
-        approximate.top_k(updates[:1], k)  # builds the index
-        built = time.perf_counter() - started
-        ann = best_of(3, lambda: approximate.top_k(updates, k))
-        exact_rows, ann_rows = model.scorer.top_k(updates, k).rows, approximate.top_k(updates, k).rows
-        recall = np.mean([len(set(a) & set(e)) / len(e) for a, e in zip(ann_rows.tolist(), exact_rows.tolist(),
-                                                                         strict=True)])
-        print(f"  ANN (FAISS HNSW, {candidates} candidates per source): index built in {built:.1f}s; scoring "
-              f"{1000 * ann:.1f} ms ({core / ann:.2f}x exact), recall@{k} against exact {recall:.3f}")
+    matrix, table = catalogue.matrix, model.sequence.item_table()
+    profiles = torch.from_numpy(np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates]))
+    sequence = torch.from_numpy(np.stack([u.sequence for u in updates]))
+    depth = model.config.candidates_per_factor
+    bare = best_of(3, lambda: (torch.cat([profiles @ matrix.T, (sequence @ table.T).unsqueeze(1)], dim=1)
+                               .topk(depth, dim=2)))
+    print(f"scorer {n_items} items x {n_users} users, k={k}: bare products and top-{depth} of the four dense "
+          f"factors {1000 * bare:.1f} ms; driftrec scoring (eight factors, lists, candidates, calibration, fusion, "
+          f"top-k) {1000 * core:.1f} ms, ratio {bare / core:.2f}x; with recommendation records and reasons "
+          f"{1000 * ours:.1f} ms ({n_users / ours:.0f} users/s), ratio {bare / ours:.2f}x")
 
 
 def main() -> int:
@@ -192,7 +185,6 @@ def main() -> int:
     parser.add_argument("--weighting-max-items", type=int, default=100_000,
                         help="largest catalogue the weighting stage is timed on (learning one event at a time "
                              "over 1M items takes about 0.2 s per event)")
-    parser.add_argument("--candidates", type=int, default=100, help="per source for the ANN scorer (0: skip it)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_encoder:
@@ -205,7 +197,7 @@ def main() -> int:
             weighting_ceiling(n_items, args.events, args.users)
         else:
             print(f"weighting {n_items} items: skipped (above --weighting-max-items {args.weighting_max_items})")
-        scorer_ceiling(n_items, args.users, 10, args.candidates)
+        scorer_ceiling(n_items, args.users, 10)
     return 0
 
 

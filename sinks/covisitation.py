@@ -1,8 +1,10 @@
-"""Co-visitation: items acted on close together by the same users, as streaming counts (optionally time-decayed)."""
+"""Co-visitation (item-kNN) and next-item transitions: items acted on close together by the same users, as
+streaming pair counts (optionally time-decayed)."""
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,17 +62,25 @@ class NeighbourCounts:
         self.total *= factor
 
     def gather(
-        self, rows: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]
+        self, rows: npt.NDArray[np.int64], weights: npt.NDArray[np.float64], *, by_row_total: bool = True
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """For anchor rows with weights a_j: (the anchor's position in `rows`, column i, a_j · P(i | j)) for every
-        stored neighbour i of every anchor j (anchors without counts or with weight 0 give none)."""
+        """For anchor rows with weights a_j: (the anchor's position in `rows`, column i, a_j · count(j, i), divided
+        by row j's total when `by_row_total`: a_j · P(i | j)) for every stored neighbour i of every anchor j
+        (anchors without counts or with weight 0 give none)."""
         known = np.flatnonzero(rows < len(self.size))
         known = known[(weights[known] != 0.0) & (self.total[rows[known]] > 0.0)]
         anchor_rows = rows[known]
         sizes = self.size[anchor_rows]
         slots = _block_slots(self.start[anchor_rows], sizes)
-        shares = np.repeat(weights[known] / self.total[anchor_rows], sizes)
-        return np.repeat(known, sizes), self.columns[slots], self.values[slots] * shares
+        anchor_weights = weights[known] / self.total[anchor_rows] if by_row_total else weights[known]
+        return np.repeat(known, sizes), self.columns[slots], self.values[slots] * np.repeat(anchor_weights, sizes)
+
+    def row_totals(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Each row's total count (0 for a row never counted)."""
+        totals = np.zeros(len(rows))
+        known = rows < len(self.total)
+        totals[known] = self.total[rows[known]]
+        return totals
 
     def _ensure_rows(self, n_rows: int) -> None:
         missing = n_rows - len(self.size)
@@ -109,25 +119,74 @@ def _block_slots(starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) ->
     return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
-class CoVisitation:
-    """Symmetric pair counts between catalogue rows, updated one event at a time.
+class PairCounts(ABC):
+    """Decayed counts of (row, column) pairs, fed one event at a time; the base of co-visitation and transitions."""
 
-    A pair counts `gap_decay`**(gap - 1) by how many of the user's items lie between its two ends (gap 1: one
-    right after the other), over the last `span` items; with a finite `half_life_ms` counts also age in event time.
-    """
-
-    def __init__(self, half_life_ms: float = math.inf, span: int = 5, gap_decay: float = 0.7) -> None:
+    def __init__(self, half_life_ms: float) -> None:
         self.decay = ForwardDecay(half_life_ms)
-        self.span = span
-        self.gap_decay = gap_decay
         self.counts = NeighbourCounts()
 
-    def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
-        """Counts `row` together with the user's previous rows (oldest first; the last `span` of them)."""
+    def _event_weight(self, amount: float, ts: float) -> float:
+        """The weight of an event at `ts`, rescaling the stored counts first when the decay's landmark moves."""
         factor = self.decay.needs_rescale(ts)
         if factor is not None:
-            self.counts.scale(factor)
-        weight = amount * self.decay.weight(ts)
+            self._rescale(factor)
+        return amount * self.decay.weight(ts)
+
+    def _rescale(self, factor: float) -> None:
+        self.counts.scale(factor)
+
+    @abstractmethod
+    def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
+        """Counts the event of `row` after the user's previous rows (oldest first)."""
+
+    @abstractmethod
+    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
+        """users × items: each user's scores from their anchors (0 where nothing was counted)."""
+
+    def scores(
+        self, anchor_rows: Sequence[int], anchor_weights: Sequence[float], n_items: int
+    ) -> npt.NDArray[np.float32]:
+        """One user's scores over the first `n_items` rows."""
+        anchors = AnchorRows(np.zeros(len(anchor_rows), np.int64), np.asarray(anchor_rows, np.int64),
+                             np.asarray(anchor_weights, np.float64))
+        return self.dense_scores(anchors, 1, n_items)[0]
+
+    def _summed(self, anchors: AnchorRows, n_users: int, n_items: int, *, by_row_total: bool) -> npt.NDArray[
+            np.float64]:
+        """Σ_j a_j · count(j, i) (over row j's total when `by_row_total`) per user, at the columns i < `n_items`."""
+        anchor, columns, values = self.counts.gather(anchors.rows, anchors.weights, by_row_total=by_row_total)
+        keep = columns < n_items
+        keys = anchors.users[anchor[keep]] * n_items + columns[keep]
+        summed = np.bincount(keys, weights=values[keep], minlength=n_users * n_items).astype(np.float64)
+        return summed.reshape(n_users, n_items)
+
+
+class CoVisitation(PairCounts):
+    """Item-kNN from co-occurrence: items acted on within `span` items of each other by the same user.
+
+    A pair counts `gap_decay`**(gap - 1) times the event's amount by how far apart its two ends are; a user's score
+    for item i is Σ_j a_j · count(i, j) / sqrt(n_i · n_j) over the user's anchors j (recent items, weighted a_j by
+    recency and strength), with n the items' own counts: the cosine of their co-occurrence, so that a popular item
+    is not everyone's neighbour. With a finite `half_life_ms` counts also age in event time.
+    """
+
+    def __init__(self, half_life_ms: float = math.inf, span: int = 20, gap_decay: float = 1.0) -> None:
+        super().__init__(half_life_ms)
+        self.span = span
+        self.gap_decay = gap_decay
+        self.occurrences = np.zeros(0, dtype=np.float64)
+
+    def _rescale(self, factor: float) -> None:
+        super()._rescale(factor)
+        self.occurrences *= factor
+
+    def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
+        """Counts `row` once, and together with each of the user's previous rows (oldest first; the last `span`)."""
+        weight = self._event_weight(amount, ts)
+        if row >= len(self.occurrences):
+            self.occurrences = np.concatenate([self.occurrences, np.zeros(max(row + 1 - len(self.occurrences), 1024))])
+        self.occurrences[row] += weight
         for gap, other in enumerate(reversed(previous_rows[-self.span :])):
             if other == row:
                 continue
@@ -135,22 +194,38 @@ class CoVisitation:
             self.counts.add(row, other, pair_weight)
             self.counts.add(other, row, pair_weight)
 
-    def batch_scores(self, anchors: AnchorRows, n_items: int) -> SparseScores:
-        """Σ_j a_j · P(i | j) for each user, over the user's anchors j (their recent items, weighted a_j by recency
-        and strength), at the rows i < `n_items` with a nonzero count; others score 0."""
-        anchor, columns, values = self.counts.gather(anchors.rows, anchors.weights)
-        keep = columns < n_items
-        keys, inverse = np.unique(anchors.users[anchor[keep]] * n_items + columns[keep], return_inverse=True)
-        summed = np.bincount(inverse, weights=values[keep], minlength=len(keys)).astype(np.float64)
-        return SparseScores(keys // n_items, keys % n_items, summed, n_items)
+    def inverse_norms(self, n_items: int) -> npt.NDArray[np.float64]:
+        """1 / sqrt(n) of the first `n_items` rows (1 for a row never counted)."""
+        counts = np.ones(n_items)
+        known = min(n_items, len(self.occurrences))
+        counts[:known] = np.maximum(self.occurrences[:known], 1e-300)
+        return 1.0 / np.sqrt(counts)
 
-    def scores(
-        self, anchor_rows: Sequence[int], anchor_weights: Sequence[float], n_items: int
-    ) -> npt.NDArray[np.float64]:
-        """One user's scores as a dense vector over the first `n_items` rows."""
-        anchors = AnchorRows(np.zeros(len(anchor_rows), np.int64), np.asarray(anchor_rows, np.int64),
-                             np.asarray(anchor_weights, np.float64))
-        return self.batch_scores(anchors, n_items).dense(1)[0]
+    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
+        inverse = self.inverse_norms(max(n_items, int(anchors.rows.max(initial=-1)) + 1))
+        scaled = AnchorRows(anchors.users, anchors.rows, anchors.weights * inverse[anchors.rows])
+        summed = self._summed(scaled, n_users, n_items, by_row_total=False) * inverse[:n_items]
+        return summed.astype(np.float32)
+
+
+class Transitions(PairCounts):
+    """Directed next-item counts: each item is counted after each of the user's `span` previous items, weighted
+    `gap_decay`**(gap - 1); a user's score for item i is Σ_j a_j · P(i | j) over the user's newest anchors j."""
+
+    def __init__(self, half_life_ms: float = math.inf, span: int = 3, gap_decay: float = 0.5) -> None:
+        super().__init__(half_life_ms)
+        self.span = span
+        self.gap_decay = gap_decay
+
+    def add(self, row: int, previous_rows: Sequence[int], amount: float, ts: float) -> None:
+        """Counts `row` after each of the user's previous rows (oldest first; the last `span` of them)."""
+        weight = self._event_weight(amount, ts)
+        for gap, other in enumerate(reversed(previous_rows[-self.span :])):
+            if other != row:
+                self.counts.add(other, row, weight * self.gap_decay**gap)
+
+    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
+        return self._summed(anchors, n_users, n_items, by_row_total=True).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -160,50 +235,3 @@ class AnchorRows:
     users: npt.NDArray[np.int64]
     rows: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class SparseScores:
-    """A batch of sparse score vectors over `n_items` rows: (user, row, value) sorted by user, then row."""
-
-    users: npt.NDArray[np.int64]
-    rows: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]
-    n_items: int
-
-    def dense(self, n_users: int) -> npt.NDArray[np.float64]:
-        result = np.zeros((n_users, self.n_items))
-        result[self.users, self.rows] = self.values
-        return result
-
-    def moments(self, n_users: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Each user's mean and unbiased std over all `n_items` rows (zeros included)."""
-        n = self.n_items
-        mean = np.bincount(self.users, weights=self.values, minlength=n_users) / n
-        squares = np.bincount(self.users, weights=np.square(self.values), minlength=n_users)
-        variance = (squares - n * np.square(mean)) / max(n - 1, 1)
-        return mean, np.sqrt(np.maximum(variance, 0.0))
-
-    def strongest(self, n_users: int, count: int) -> npt.NDArray[np.int64]:
-        """users × count: each user's rows with the largest values, strongest first (−1 pads).
-
-        >>> SparseScores(np.array([0, 0, 0, 2]), np.array([4, 5, 6, 1]), np.array([1.0, 3.0, 2.0, 5.0]), 9
-        ...              ).strongest(3, 2).tolist()
-        [[5, 6], [-1, -1], [1, -1]]
-        """
-        order = np.lexsort((-self.values, self.users))
-        users = self.users[order]
-        rank = np.arange(len(users)) - np.searchsorted(users, users)
-        keep = rank < count
-        result = np.full((n_users, count), -1, dtype=np.int64)
-        result[users[keep], rank[keep]] = self.rows[order][keep]
-        return result
-
-    def at(self, wanted_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """The values at `wanted_rows` (users × m) of each user."""
-        keys = self.users * self.n_items + self.rows
-        if not len(keys):
-            return np.zeros(wanted_rows.shape)
-        wanted = np.arange(len(wanted_rows))[:, None] * self.n_items + wanted_rows
-        position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        return np.where(keys[position] == wanted, self.values[position], 0.0)

@@ -36,7 +36,14 @@ class ForwardDecay:
 
 
 class PopularityCounts:
-    """Decayed interaction counts per catalogue row (the popularity / trending factor)."""
+    """Decayed interaction counts per catalogue row (the popularity / trending factor).
+
+    >>> counts = PopularityCounts(half_life_ms=1e12)
+    >>> for row in (3, 1, 1):
+    ...     counts.add(row, 1.0, 0)
+    >>> counts.at(np.array([1, 3, 9])).tolist()
+    [2.0, 1.0, 0.0]
+    """
 
     def __init__(self, half_life_ms: float) -> None:
         self.decay = ForwardDecay(half_life_ms)
@@ -50,13 +57,9 @@ class PopularityCounts:
             self.counts = np.concatenate([self.counts, np.zeros(max(row + 1 - len(self.counts), 1024))])
         self.counts[row] += amount * self.decay.weight(ts)
 
-    def write_scores(self, out: npt.NDArray[np.float64]) -> None:
-        """Writes log(1 + relative count) of the first `len(out)` rows into `out`."""
-        size = min(len(out), len(self.counts))
-        out[size:] = 0.0
-        counts = self.counts[:size]
-        peak = counts.max() if size else 0.0
-        if peak > 0:
-            np.log1p(np.divide(np.multiply(counts, 1000.0, out=out[:size]), peak, out=out[:size]), out=out[:size])
-        else:
-            out[:size] = counts
+    def at(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The counts of `rows` (0 for a row never counted)."""
+        values = np.zeros(len(rows))
+        known = rows < len(self.counts)
+        values[known] = self.counts[rows[known]]
+        return values

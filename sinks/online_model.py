@@ -7,31 +7,26 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
+from sinks.candidates import CandidateBatch
 from sinks.catalogue import Catalogue
-from sinks.covisitation import CoVisitation
+from sinks.covisitation import CoVisitation, Transitions
 from sinks.decayed_counts import PopularityCounts
 from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
-from sinks.scorer import CatalogueScorer, ContentScores
+from sinks.scorer import CatalogueScorer, RankingInputs
+from sinks.sequence_model import SequenceModel, SequenceSettings
 from weighting.config import WeightingConfig
+from weighting.context import CONTEXT_FEATURES, Context, user_context
+from weighting.context_weights import ContextWeights, residual_step
 from weighting.factors import FACTORS
-from weighting.fusion_learning import listwise_gradient, log_weight_step
-from weighting.global_prior import GlobalPrior
+from weighting.fusion_learning import Weights, feedback_gradient
 from weighting.user_state import UserState, Vector, event_fingerprint
-from weighting.user_update import EventInputs, ProfileEvent, apply_event, served_weights, tilt_directions
-from weighting.weight_update import (
-    WeightUpdate,
-    anchors_of,
-    content_profiles,
-    in_effect,
-    query_presence,
-    weight_update_for,
-)
+from weighting.user_update import EventInputs, ProfileEvent, apply_event, query_presence
+from weighting.weight_update import Anchor, WeightUpdate, anchors_of, content_profiles, in_effect
 
 USER_LOG_WEIGHT_BOUND = 8.0
-"""A user's own log-weights stay within ±this of the prior."""
+"""A user's residual logits stay within ±this."""
 FED_EVENTS_REMEMBERED = 200_000
 """Events whose ids the shared signals remember, to feed each of them once (`FedEvents`)."""
 
@@ -42,6 +37,25 @@ class UserEvent(NamedTuple):
     user_id: str
     event: ProfileEvent
     query_vector: Vector | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The fused ranking a feedback event was judged against: the user's candidates just before the event, the
+    weights served and the context they came from."""
+
+    user_id: str
+    event_id: str
+    candidates: CandidateBatch
+    target: int
+    """The event's item among the candidates (−1: not a candidate)."""
+    weights: Weights
+    context: Context
+    standardised: Context
+    wanted: bool
+    """Whether the event says the user wanted the item (a skip does not)."""
+    item_count: float
+    """How often the item had been acted on before (decayed popularity count)."""
 
 
 @dataclass(frozen=True)
@@ -56,26 +70,32 @@ class _Step:
     feedback: bool
 
 
+def sequence_settings(config: WeightingConfig) -> SequenceSettings:
+    return SequenceSettings(
+        dim=config.sequence_dim, length=config.recent_items, train_every=config.sequence_train_every,
+        train_steps=config.sequence_train_steps, batch=config.sequence_batch,
+        learning_rate=config.sequence_learning_rate, negatives=config.sequence_negatives,
+        buffer=config.sequence_buffer, seed=config.seed,
+    )
+
+
 class OnlineModel:
     """Per-user states live with the caller (a Faust table, a dict); shared signals live here."""
 
     def __init__(
-        self,
-        catalogue: Catalogue,
-        config: WeightingConfig | None = None,
-        *,
-        learn_weights: bool = True,
-        candidates: int = 0,
+        self, catalogue: Catalogue, config: WeightingConfig | None = None, *, learn_weights: bool = True
     ) -> None:
-        """`candidates` > 0 ranks among that many candidates per source (`CatalogueScorer.top_k`)."""
         self.config = config or WeightingConfig()
+        config = self.config
         self.catalogue = catalogue
-        self.prior = GlobalPrior(self.config.prior_learning_rate, self.config.gradient_clip,
-                                 self.config.entropy_strength, self.config.drift_strength)
+        self.weights = ContextWeights(len(FACTORS), len(CONTEXT_FEATURES), config.prior_learning_rate,
+                                      config.context_learning_rate)
+        self.sequence = SequenceModel(catalogue, sequence_settings(config))
         self.scorer = CatalogueScorer(
-            catalogue, PopularityCounts(self.config.popularity_half_life_ms),
-            CoVisitation(self.config.covisit_half_life_ms, self.config.covisit_span),
-            candidates=candidates,
+            catalogue, PopularityCounts(config.popularity_half_life_ms),
+            CoVisitation(config.covisit_half_life_ms, config.covisit_span),
+            Transitions(config.transition_half_life_ms, config.transition_span), self.sequence,
+            depth=config.candidates_per_factor,
         )
         self.learn_weights = learn_weights
         self.fed = FedEvents(FED_EVENTS_REMEMBERED)
@@ -83,9 +103,33 @@ class OnlineModel:
     def new_state(self) -> UserState:
         return UserState.empty(self.catalogue.dim)
 
+    def positive_rows(self, state: UserState) -> list[int]:
+        """The catalogue rows of the user's recent consumptions, oldest first (the sequence model's input)."""
+        strengths, index = self.config.strengths, self.catalogue.index
+        return [index[r.item_id] for r in state.recent
+                if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in index]
+
     def weight_update(self, user_id: str, state: UserState, now_ts: int) -> WeightUpdate:
-        return weight_update_for(user_id, state, self.prior, self.config, now_ts,
-                                 constant=self.scorer.constant_shared())
+        return self.weight_updates({user_id: (state, now_ts)})[user_id]
+
+    def weight_updates(self, states: Mapping[str, tuple[UserState, int]]) -> dict[str, WeightUpdate]:
+        """Each user's WeightUpdate as of their time (event time), the sequence model run once for all."""
+        vectors = self.sequence.user_vectors([self.positive_rows(state) for state, _ in states.values()])
+        return {user_id: self._update(user_id, state, now_ts, vector)
+                for (user_id, (state, now_ts)), vector in zip(states.items(), vectors, strict=True)}
+
+    def _update(self, user_id: str, state: UserState, now_ts: int, sequence: Vector) -> WeightUpdate:
+        config = self.config
+        anchors = anchors_of(state, config)
+        context = user_context(state, config, now_ts, self.scorer.evidence(anchors))
+        weights = self.weights.weights(state.log_weights, self.weights.standardised(context))
+        short_term, long_term, query = content_profiles(state, config, now_ts)
+        return WeightUpdate(
+            user_id=user_id, ts=now_ts, version=state.version,
+            weights=in_effect(weights, query_presence(state, config, now_ts), self.scorer.constant_shared()),
+            short_term=short_term, long_term=long_term, query=query, sequence=sequence, anchors=anchors,
+            seen=state.seen, context=context,
+        )
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
@@ -95,18 +139,42 @@ class OnlineModel:
         return states.get(user_id, state)
 
     def learn_batch(
-        self, states: Mapping[str, UserState], events: Sequence[UserEvent]
+        self, states: Mapping[str, UserState], events: Sequence[UserEvent], judgements: list[Judgement] | None = None
     ) -> tuple[dict[str, UserState], int]:
-        """Applies events in order as one `learn` after another would (the same result up to the float32 rounding
-        of a batched matrix product); returns the new state of every user whose state changed, and how many events
-        were applied (already-applied event ids are skipped).
+        """Applies events in order; returns the new state of every user whose state changed, and how many events
+        were applied (already-applied event ids are skipped). With `judgements`, appends each feedback event's.
 
-        Each feedback event judges every factor against the fused ranking the user had just before it
-        (`weighting.fusion_learning`) and steps the user's and the prior's log-weights. The content factors'
-        scores depend only on the user's own profiles, so for the whole batch they come from one pass over the
-        catalogue; co-visitation, popularity and freshness are shared signals that every event moves, so they
-        are scored in event order.
+        Each feedback event judges the weights by the fused ranking the user had just before it
+        (`weighting.fusion_learning`): the user's residual, the prior and the context map take a step, in event
+        order. The rankings are computed at once for the batch, from each user's own state just before the event
+        and the shared signals (counts, sequence model) as they were when the batch began; the batch's
+        consumptions are then added to the counts, and the sequence model learns them.
         """
+        steps, current = self._steps(states, events)
+        judged = [step for step in steps if step.feedback]
+        inputs = self._inputs([step.before for step in judged], [step.event.ts for step in judged])
+        candidates = self.scorer.candidates(inputs) if judged else None
+        learned = {user_id: (state.log_weights, state.n_feedback) for user_id, state in current.items()}
+        fed = [self.fed.first_time(event_fingerprint(step.event.event_id)) if step.row is not None else False
+               for step in steps]
+        first_times = iter(first for step, first in zip(steps, fed, strict=True) if step.feedback)
+        for case, step in enumerate(judged):
+            assert candidates is not None
+            learned[step.user_id] = self._feedback(step, learned[step.user_id], candidates.of_user(case),
+                                                   inputs.anchors[case], first_time=next(first_times),
+                                                   judgements=judgements)
+        for step, first_time in zip(steps, fed, strict=True):
+            if first_time:
+                self._add_to_shared_signals(step)
+        new_states = {
+            user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
+            for user_id, state in current.items()
+        }
+        return new_states, len(steps)
+
+    def _steps(self, states: Mapping[str, UserState], events: Sequence[UserEvent]) -> tuple[list[_Step],
+                                                                                           dict[str, UserState]]:
+        """The events that change their user's state, in order, each with the state before it."""
         config, catalogue = self.config, self.catalogue
         current: dict[str, UserState] = {}
         steps: list[_Step] = []
@@ -126,67 +194,64 @@ class OnlineModel:
             feedback = self.learn_weights and judged_item and before.n_events > 0 and strength != 0.0
             steps.append(_Step(user_id, event, row, before, strength, feedback))
             current[user_id] = after
+        return steps, current
 
-        judged = [step for step in steps if step.feedback]
-        content = self.scorer.content_scores(
-            np.stack([np.stack(content_profiles(step.before, config, step.event.ts)) for step in judged])
-            if judged else np.zeros((0, 3, catalogue.dim), np.float32)
-        )
-        learned = {user_id: (state.log_weights, state.n_feedback) for user_id, state in current.items()}
-        for step in steps:
-            if step.row is None:
-                continue
-            first_time = self.fed.first_time(event_fingerprint(step.event.event_id))
-            if step.feedback:
-                log_weights, n_feedback = learned[step.user_id]
-                before = replace(step.before, log_weights=log_weights)
-                directions = tilt_directions(before)
-                weights = in_effect(served_weights(before, self.prior, directions),
-                                    query_presence(before, config, step.event.ts), self.scorer.constant_shared())
-                gradient = self._feedback_gradient(step, before, weights, next(content))
-                stepped = log_weight_step(log_weights * (1.0 - config.user_shrinkage), gradient, weights,
-                                          config.learning_rate, config.gradient_clip)
-                learned[step.user_id] = (np.clip(stepped, -USER_LOG_WEIGHT_BOUND, USER_LOG_WEIGHT_BOUND),
-                                         n_feedback + 1)
-                if first_time:
-                    self.prior.update(gradient, weights, directions)
-            if first_time:
-                self._add_to_shared_signals(step.row, step.event, step.strength, step.before)
-        new_states = {
-            user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
-            for user_id, state in current.items()
-        }
-        return new_states, len(steps)
+    def _inputs(self, states: Sequence[UserState], times: Sequence[int]) -> RankingInputs:
+        """The ranking inputs of states at their times, one case each (ranked as of the latest time)."""
+        config = self.config
+        profiles = np.zeros((len(states), 3, self.catalogue.dim), np.float32)
+        for n, (state, ts) in enumerate(zip(states, times, strict=True)):
+            profiles[n] = np.stack(content_profiles(state, config, ts))
+        seen = [state.seen for state in states]
+        users, rows, _ = self.scorer.grouped_rows(seen, (item for group in seen for item in group))
+        anchors = [anchors_of(state, config) for state in states]
+        sequence = self.sequence.user_vectors([self.positive_rows(state) for state in states])
+        return RankingInputs(profiles, sequence, anchors, users, rows, max(times, default=0))
 
-    def _feedback_gradient(
-        self, step: _Step, before: UserState, weights: npt.NDArray[np.float64], content: ContentScores
-    ) -> npt.NDArray[np.float64]:
-        """The listwise gradient of one feedback event at the `weights` the user was served.
-
-        An event that is no consumption (a skip) says the user did not want the item: its gradient is negated.
-        """
+    def _feedback(
+        self, step: _Step, learned: tuple[Weights, int], batch: CandidateBatch, anchors: Sequence[Anchor], *,
+        first_time: bool, judgements: list[Judgement] | None,
+    ) -> tuple[Weights, int]:
+        """Judges one feedback event by the user's candidates just before it (`batch`, of one user) and the weights
+        served then; steps the user's residual, and the prior and context map the first time the event is fed."""
         assert step.row is not None
         config = self.config
-        scores = np.zeros((len(FACTORS), len(self.catalogue)))
-        scores[content.factors] = content.scores
-        signal_scale = self.scorer.signal_scores(anchors_of(before, config), step.event.ts,
-                                                 scores[len(content.scale) :])
-        candidates = np.ones(len(self.catalogue), dtype=bool)
-        candidates[self.scorer.seen_rows(before.seen)] = False
-        candidates[step.row] = True
-        gradient = listwise_gradient(scores, np.concatenate([content.scale, signal_scale]), weights, candidates,
-                                     step.row)
+        residual, n_feedback = learned
+        before = replace(step.before, log_weights=residual)
+        context = user_context(before, config, step.event.ts, self.scorer.evidence(anchors))
+        standardised = self.weights.standardised(context)
+        weights = in_effect(self.weights.weights(residual, standardised),
+                            query_presence(before, config, step.event.ts), self.scorer.constant_shared())
+        found = int(np.searchsorted(batch.rows, step.row))
+        target = found if found < len(batch.rows) and batch.rows[found] == step.row else -1
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
-        return gradient if wanted else -gradient
+        if judgements is not None:
+            count = float(self.scorer.popularity.at(np.array([step.row]))[0])
+            judgements.append(Judgement(step.user_id, step.event.event_id, batch, target, weights, context,
+                                        standardised, wanted, count))
+        if first_time:
+            self.weights.observe(context)
+        if target < 0:
+            return residual, n_feedback + 1
+        gradient = feedback_gradient(batch.calibrated, weights, target, config.fusion_sharpness, wanted)
+        if first_time:
+            self.weights.step(gradient, standardised)
+        return residual_step(residual, gradient, config.learning_rate, config.user_shrinkage,
+                             USER_LOG_WEIGHT_BOUND), n_feedback + 1
 
-    def _add_to_shared_signals(self, row: int, event: ProfileEvent, strength: float, before: UserState) -> None:
-        strengths = self.config.strengths
-        amount = strengths.interaction(event.kind, strength)
-        if amount > 0:
-            previous = [self.catalogue.index[r.item_id] for r in before.recent
-                        if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in self.catalogue.index]
-            self.scorer.popularity.add(row, amount, event.ts)
-            self.scorer.covisitation.add(row, previous, amount, event.ts)
+    def _add_to_shared_signals(self, step: _Step) -> None:
+        """Counts a consumption in popularity, co-visitation and transitions, and gives it to the sequence model as
+        an example (an event that is no consumption counts nowhere)."""
+        assert step.row is not None
+        amount = self.config.strengths.interaction(step.event.kind, step.strength)
+        if amount <= 0:
+            return
+        previous = self.positive_rows(step.before)
+        ts = step.event.ts
+        self.scorer.popularity.add(step.row, amount, ts)
+        self.scorer.covisitation.add(step.row, previous, amount, ts)
+        self.scorer.transitions.add(step.row, previous, amount, ts)
+        self.sequence.learn(previous, step.row)
 
     def recommend(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         return self.scorer.rank(updates, k)

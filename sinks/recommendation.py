@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,6 +21,8 @@ class UserRecommendation:
     trigger_event_id: str
     weights: dict[str, float]
     items: tuple[RecommendedItem, ...]
+    context: dict[str, float] = field(default_factory=dict)
+    """The context the weights were computed from (`weighting.context`), by name."""
     latency_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -30,6 +32,7 @@ class UserRecommendation:
             "ts": self.ts,
             "trigger_event_id": self.trigger_event_id,
             "weights": self.weights,
+            "context": self.context,
             "items": [
                 {"item_id": i.item_id, "score": i.score, "contributions": i.contributions, "reason": i.reason}
                 for i in self.items

@@ -305,9 +305,9 @@ def apply_windows(
             latest_ts[user_id] = max(latest_ts.get(user_id, item.event.ts), item.event.ts)
     changed, applied = model.learn_batch(states, events)
     states.update(changed)
+    fresh = model.weight_updates({user_id: (states[user_id], latest_ts[user_id]) for user_id in last})
     updates = {
-        user_id: replace(model.weight_update(user_id, states[user_id], latest_ts[user_id]),
-                         trigger_event_id=item.event.event_id, arrived_ms=item.arrived_ms)
+        user_id: replace(fresh[user_id], trigger_event_id=item.event.event_id, arrived_ms=item.arrived_ms)
         for user_id, item in last.items()
     }
     return states, updates, applied

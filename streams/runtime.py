@@ -57,8 +57,7 @@ class WorkerRuntime:
     @cached_property
     def model(self) -> OnlineModel:
         return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
-                           self.settings.weighting,
-                           candidates=self.settings.scorer_candidates)
+                           self.settings.weighting)
 
     @cached_property
     def shared_store(self) -> Rdict:

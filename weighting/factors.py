@@ -10,8 +10,17 @@ class Factor(IntEnum):
     LONG_TERM = 1
     QUERY = 2
     COVISIT = 3
-    POPULARITY = 4
-    FRESHNESS = 5
+    TRANSITION = 4
+    SEQUENCE = 5
+    POPULARITY = 6
+    FRESHNESS = 7
 
 
 FACTORS: tuple[str, ...] = tuple(factor.name.lower() for factor in Factor)
+
+DENSE_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY, Factor.SEQUENCE)
+"""Factors that score every item (vectors against the catalogue)."""
+COUNT_FACTORS = (Factor.COVISIT, Factor.TRANSITION, Factor.POPULARITY)
+"""Factors whose scores are sums of counts: calibrated on a log scale."""
+TEXT_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY)
+"""Factors that score items by their text vectors alone."""

@@ -39,6 +39,8 @@ class UserState:
     version: int = 0
     n_events: int = 0
     n_feedback: int = 0
+    session_events: int = 0
+    """Events since the user's current session began (a gap longer than the session gap starts a new one)."""
     last_ts: int = 0
     query_ts: int = 0
     long_term: Vector = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -46,6 +48,7 @@ class UserState:
     velocity: Vector = field(default_factory=lambda: np.zeros(0, np.float32))
     query: Vector = field(default_factory=lambda: np.zeros(0, np.float32))
     log_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(FACTORS)))
+    """The user's own residual r_u over the factors' logits (`weighting.context_weights`)."""
     recent: tuple[RecentItem, ...] = ()
     seen: frozenset[str] = frozenset()
     applied: tuple[int, ...] = ()
@@ -61,7 +64,8 @@ class UserState:
         events' fingerprints as raw int64."""
         header = {
             "dim": self.dim, "version": self.version, "n_events": self.n_events, "n_feedback": self.n_feedback,
-            "last_ts": self.last_ts, "query_ts": self.query_ts, "log_weights": self.log_weights.tolist(),
+            "session_events": self.session_events, "last_ts": self.last_ts, "query_ts": self.query_ts,
+            "log_weights": self.log_weights.tolist(),
             "recent": [[r.item_id, r.kind, r.strength, r.ts, list(r.tags)] for r in self.recent],
             "seen": sorted(self.seen), "n_applied": len(self.applied),
         }
@@ -81,9 +85,15 @@ class UserState:
             applied = tuple(fingerprints.tolist())
         return cls(
             dim=dim, version=header["version"], n_events=header["n_events"], n_feedback=header["n_feedback"],
-            last_ts=header["last_ts"], query_ts=header["query_ts"],
+            session_events=header.get("session_events", 0), last_ts=header["last_ts"], query_ts=header["query_ts"],
             long_term=vectors[0], short_term=vectors[1], velocity=vectors[2], query=vectors[3],
-            log_weights=np.asarray(header["log_weights"], dtype=np.float64),
+            log_weights=_residual(header["log_weights"]),
             recent=tuple(RecentItem(i, k, s, t, tuple(g)) for i, k, s, t, g in header["recent"]),
             seen=frozenset(header["seen"]), applied=applied,
         )
+
+
+def _residual(log_weights: list[float]) -> npt.NDArray[np.float64]:
+    """A stored residual over the current factors; one stored over another set of factors starts again from 0."""
+    values = np.asarray(log_weights, dtype=np.float64)
+    return values if len(values) == len(FACTORS) else np.zeros(len(FACTORS))

@@ -1,17 +1,14 @@
-"""Applies one behaviour event to a user's state (profiles, bookkeeping), and the weights a user is served."""
+"""Applies one behaviour event to a user's state (profiles, bookkeeping), and what the state says of the user."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import numpy as np
-import numpy.typing as npt
 
 from weighting.config import WeightingConfig
 from weighting.decay import decay_factor
-from weighting.entropy import drift_direction, entropy_direction, normalised_entropy
-from weighting.fusion_learning import Weights
-from weighting.global_prior import GlobalPrior
+from weighting.entropy import normalised_entropy
 from weighting.interest_profile import decayed_profiles, norm, unit, updated_velocity
 from weighting.user_state import RecentItem, UserState, Vector, event_fingerprint
 
@@ -37,7 +34,7 @@ class EventInputs:
 
 
 def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, config: WeightingConfig) -> UserState:
-    """Returns the new state: profiles and bookkeeping (the weights learn in `sinks.online_model`).
+    """Returns the new state: profiles and bookkeeping (the residual learns in `sinks.online_model`).
 
     An event whose id was already applied returns the state unchanged, so redelivery counts nothing twice.
     """
@@ -64,10 +61,12 @@ def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, conf
             ],
             seen=state.seen | {event.item_id},
         )
+    new_session = state.n_events == 0 or elapsed > config.session_gap_ms
     new_state = replace(
         state,
         version=state.version + 1,
         n_events=state.n_events + 1,
+        session_events=1 if new_session else state.session_events + 1,
         last_ts=max(state.last_ts, event.ts),
         applied=(*state.applied, fingerprint)[-config.remembered_event_ids :],
         **changes,  # type: ignore[arg-type]
@@ -95,18 +94,6 @@ def interest_drift(state: UserState) -> float:
     return (1.0 - cosine) / 2.0
 
 
-def tilt_directions(state: UserState) -> npt.NDArray[np.float64]:
-    """2 × factors: the entropy and the drift directions of this user's log-weight tilt."""
-    return np.stack([entropy_direction(interest_entropy(state)), drift_direction(interest_drift(state))])
-
-
-def served_weights(state: UserState, prior: GlobalPrior, directions: npt.NDArray[np.float64]) -> Weights:
-    """The weights the fused ranking uses for this user, at the scale the learning works with:
-    exp(prior + own log-weights + the prior's tilt strengths along the user's `tilt_directions`)."""
-    return np.exp(prior.log_weights + state.log_weights + prior.tilt_strengths @ directions)
-
-
-def user_weights(state: UserState, prior: GlobalPrior) -> Weights:
-    """`served_weights` summing to 1, as a user is shown them."""
-    weights = served_weights(state, prior, tilt_directions(state))
-    return weights / weights.sum()
+def query_presence(state: UserState, config: WeightingConfig, now_ts: int) -> float:
+    """How much the user's searches still count at `now_ts`: the decay of the last one (0 without any)."""
+    return decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0

@@ -11,15 +11,15 @@ import numpy.typing as npt
 import orjson
 
 from weighting.config import WeightingConfig
-from weighting.decay import decay_factor
+from weighting.context import CONTEXT_FEATURES, Context
 from weighting.factors import FACTORS, Factor
 from weighting.fusion_learning import Weights
-from weighting.global_prior import GlobalPrior
 from weighting.interest_profile import predicted_interest, unit
 from weighting.user_state import UserState, Vector
-from weighting.user_update import user_weights
+from weighting.user_update import query_presence
 
 ANCHOR_RECENCY = 0.85
+"""An anchor's co-visitation weight shrinks by this per newer anchor."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Anchor:
 
 @dataclass(frozen=True)
 class WeightUpdate:
-    """A user's factor weights in effect (summing to 1; `in_effect`) and interest vectors; vectors travel as
-    float16 bytes."""
+    """A user's factor weights in effect (summing to 1; `in_effect`), the context they were computed from, and the
+    user's interest vectors (content profiles and the sequence model's user vector); vectors travel as float16."""
 
     user_id: str
     ts: int
@@ -43,13 +43,18 @@ class WeightUpdate:
     short_term: Vector
     long_term: Vector
     query: Vector
+    sequence: Vector
     anchors: tuple[Anchor, ...]
     seen: frozenset[str]
+    context: Context
     trigger_event_id: str = ""
     arrived_ms: float = 0.0
 
     def weights_by_factor(self) -> dict[str, float]:
         return {name: round(float(w), 6) for name, w in zip(FACTORS, self.weights, strict=True)}
+
+    def context_by_name(self) -> dict[str, float]:
+        return {name: round(float(c), 6) for name, c in zip(CONTEXT_FEATURES, self.context, strict=True)}
 
     def to_json(self) -> bytes:
         def vec(v: Vector) -> str:
@@ -58,7 +63,8 @@ class WeightUpdate:
         return orjson.dumps({
             "user_id": self.user_id, "ts": self.ts, "version": self.version, "weights": self.weights_by_factor(),
             "short_term": vec(self.short_term), "long_term": vec(self.long_term), "query": vec(self.query),
-            "anchors": [[a.item_id, a.kind, a.weight] for a in self.anchors], "seen": sorted(self.seen),
+            "sequence": vec(self.sequence), "anchors": [[a.item_id, a.kind, a.weight] for a in self.anchors],
+            "seen": sorted(self.seen), "context": self.context_by_name(),
             "trigger_event_id": self.trigger_event_id, "arrived_ms": self.arrived_ms,
         })
 
@@ -73,7 +79,8 @@ class WeightUpdate:
             user_id=data["user_id"], ts=data["ts"], version=data["version"],
             weights=np.asarray([data["weights"][name] for name in FACTORS], dtype=np.float64),
             short_term=vec(data["short_term"]), long_term=vec(data["long_term"]), query=vec(data["query"]),
-            anchors=tuple(Anchor(i, k, w) for i, k, w in data["anchors"]), seen=frozenset(data["seen"]),
+            sequence=vec(data["sequence"]), anchors=tuple(Anchor(i, k, w) for i, k, w in data["anchors"]),
+            seen=frozenset(data["seen"]), context=np.asarray([data["context"][name] for name in CONTEXT_FEATURES]),
             trigger_event_id=data["trigger_event_id"], arrived_ms=data["arrived_ms"],
         )
 
@@ -97,42 +104,18 @@ def content_profiles(state: UserState, config: WeightingConfig, now_ts: int) -> 
     )
 
 
-def query_presence(state: UserState, config: WeightingConfig, now_ts: int) -> float:
-    """How much the user's searches still count at `now_ts`: the decay of the last one (0 without any)."""
-    return decay_factor(float(now_ts - state.query_ts), config.query_half_life_ms) if state.query_ts else 0.0
-
-
 def in_effect(weights: Weights, presence: float, constant: Collection[Factor] = ()) -> Weights:
-    """The weights a ranking applies: the query factor's scaled by `presence` (`query_presence`), none for `constant`
-    factors (the same score for every item, so they rank nothing; e.g. freshness over an undated catalogue).
-    The query factor's scores are z-scored over the catalogue, which cancels any decay of the query vector
+    """The weights a ranking applies, summing to 1: the query factor's scaled by `presence` (`query_presence`),
+    none for `constant` factors (the same score for every item, so they rank nothing; e.g. freshness over an
+    undated catalogue). Factor scores are standardised per user, which cancels any decay of the query vector
     itself, so without this a week-old search would steer the list as strongly as one made a second ago; a user
     who never searched gets no query weight.
 
-    >>> in_effect(np.array([0.4, 0.2, 0.2, 0.1, 0.0, 0.1]), 0.5, [Factor.FRESHNESS]).tolist()
-    [0.4, 0.2, 0.1, 0.1, 0.0, 0.0]
+    >>> in_effect(np.array([0.4, 0.2, 0.2, 0.1, 0.0, 0.0, 0.0, 0.1]), 0.5, [Factor.FRESHNESS]).tolist()
+    [0.5, 0.25, 0.125, 0.125, 0.0, 0.0, 0.0, 0.0]
     """
     effective = weights.copy()
     effective[Factor.QUERY] *= presence
     effective[list(constant)] = 0.0
-    return effective
-
-
-def weight_update_for(
-    user_id: str, state: UserState, prior: GlobalPrior, config: WeightingConfig, now_ts: int, *,
-    constant: Collection[Factor] = (),
-) -> WeightUpdate:
-    """Builds the user's WeightUpdate as of `now_ts` (event time); `constant` factors rank nothing now."""
-    short_term, long_term, query = content_profiles(state, config, now_ts)
-    weights = in_effect(user_weights(state, prior), query_presence(state, config, now_ts), constant)
-    return WeightUpdate(
-        user_id=user_id,
-        ts=now_ts,
-        version=state.version,
-        weights=weights / weights.sum(),
-        short_term=short_term,
-        long_term=long_term,
-        query=query,
-        anchors=anchors_of(state, config),
-        seen=state.seen,
-    )
+    total = effective.sum()
+    return effective / total if total > 0 else effective

@@ -428,8 +428,9 @@ async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_r
     lists = {rec["user_id"]: [item["item_id"] for item in rec["items"]]
              for rec in (orjson.loads(call.kwargs["value"]) for call in recommendations.await_args_list)}
     assert sorted(lists) == ["u3", "u8"] and all(len(ids) == 10 for ids in lists.values())
-    assert "cooking-0" not in lists["u3"] and set(lists["u3"][:2]) == {"cooking-1", "cooking-2"}
-    assert "jazz-1" not in lists["u8"] and set(lists["u8"][:2]) == {"jazz-0", "jazz-2"}
+    # the nearest items come first, beside the one item someone else bought (popular)
+    assert "cooking-0" not in lists["u3"] and {"cooking-1", "cooking-2"} <= set(lists["u3"][:3])
+    assert "jazz-1" not in lists["u8"] and {"jazz-0", "jazz-2"} <= set(lists["u8"][:3])
 
 
 @pytest.mark.asyncio

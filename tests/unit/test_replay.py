@@ -1,45 +1,67 @@
-import numpy as np
-import pytest
-import torch
+from pathlib import Path
 
-from bench.metrics import MethodMetrics, ranks_of_target
-from bench.replay import DYNAMIC, STATIC, ReplayOptions, replay
-from bench.static_tuning import candidate_hit_rates, candidate_weights
+import numpy as np
+import orjson
+import pytest
+
+from bench.drift_scenarios import drift_log, recovery
+from bench.paired_stats import paired_differences
+from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_rank, replay
+from bench.replay_command import LoadReport, load_jsonl
+from bench.static_tuning import RankingSamples, tune_static
 from sinks.catalogue import Catalogue, CatalogueItem
 from streams.events import Item
 from streams.synthetic import behaviour_stream, make_users
 from weighting.factors import FACTORS, Factor
 
 
-def test_rank_of_target_ignores_seen_items_and_counts_ties_half() -> None:
-    fused = torch.tensor([[5.0, 4.0, 3.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
-    seen = torch.tensor([False, False, False, True])
-    assert ranks_of_target(fused, seen, 2).tolist() == [2, 1]
+def test_fused_rank_counts_ties_half_and_misses_an_item_that_is_no_candidate() -> None:
+    calibrated = np.array([[5.0], [4.0], [3.0], [4.0]], np.float32)
+    rows = np.array([10, 11, 12, 13])
+    rank, top = fused_rank(calibrated, np.array([1.0]), 1, 2, rows)
+    assert rank == 1  # one above, one tie counting half: 1.5, rounded down
+    assert len(top) == 2 and 10 in top.tolist() and set(top.tolist()) <= {10, 11, 13}
+    assert fused_rank(calibrated, np.array([1.0]), -1, 2, rows)[0] == MISS
 
 
 def test_metrics_hand_checked() -> None:
-    metrics = MethodMetrics(k=10)
-    metrics.add(0, [1, 2])
-    metrics.add(3, [2, 3])
-    metrics.add(12, [4])
-    summary = metrics.summary(n_items=8)
-    assert summary["HR@10"] == pytest.approx(2 / 3)
-    assert summary["NDCG@10"] == pytest.approx((1 + 1 / np.log2(5)) / 3)
-    assert summary["MRR@10"] == pytest.approx((1 + 1 / 4) / 3)
-    assert summary["coverage"] == pytest.approx(4 / 8)
+    ranks = MethodRanks(k=10)
+    for rank, top in ((0.0, [1, 2]), (3.0, [2, 3]), (12.0, [4]), (MISS, [5])):
+        ranks.add("m", rank, np.array(top))
+    summary = ranks.summary("m", n_items=10)
+    assert summary["HR@10"] == pytest.approx(2 / 4)
+    assert summary["NDCG@10"] == pytest.approx((1 + 1 / np.log2(5)) / 4)
+    assert summary["MRR@10"] == pytest.approx((1 + 1 / 4) / 4)
+    assert summary["coverage"] == pytest.approx(5 / 10)
+    assert ranks.summary("m", 10, np.array([True, False, False, False]))["HR@10"] == 1.0
 
 
 def test_static_tuning_finds_the_informative_factor() -> None:
+    rng = np.random.default_rng(0)
     samples = []
-    for row in range(20):
-        scores = torch.randn(len(FACTORS), 50)
-        scores[Factor.COVISIT, row] = 10.0
-        samples.append((scores, torch.zeros(50, dtype=torch.bool), row))
-    candidates = candidate_weights(len(FACTORS), n_random=20, seed=0)
-    rates = candidate_hit_rates(samples, 1, candidates)
-    best = int(rates.argmax())
-    assert rates[best] == 1.0 and int(candidates[best].argmax()) == Factor.COVISIT
-    assert rates[Factor.SHORT_TERM] < 0.5
+    for _ in range(60):
+        scores = rng.normal(size=(50, len(FACTORS))).astype(np.float32)
+        target = int(rng.integers(0, 50))
+        scores[target, Factor.COVISIT] = 10.0
+        samples.append((scores, target))
+    samples.append((rng.normal(size=(30, len(FACTORS))).astype(np.float32), -1))  # the item was no candidate
+    weights, rate = tune_static(RankingSamples.of(samples), 1, len(FACTORS), seed=0)
+    assert rate == pytest.approx(60 / 61) and int(weights.argmax()) == Factor.COVISIT
+    assert weights.sum() == pytest.approx(1.0)
+    single = RankingSamples.of(samples).hits(np.eye(len(FACTORS)), 1).mean(axis=0)
+    assert single[Factor.COVISIT] == pytest.approx(60 / 61) and single[Factor.SHORT_TERM] < 0.2
+
+
+def test_paired_intervals_cover_the_true_difference() -> None:
+    rng = np.random.default_rng(5)
+    baseline = rng.random(4000) < 0.2
+    better = baseline | (rng.random(4000) < 0.05)  # the same hits plus about 4% more
+    [difference] = paired_differences(better, baseline[None], 500, seed=1)
+    low, high = difference.difference_interval
+    assert low > 0 and low < difference.difference < high
+    assert difference.ratio_interval[0] > 1.0
+    [none] = paired_differences(baseline, baseline[None], 200, seed=1)
+    assert none.difference == 0.0 and none.difference_interval == (0.0, 0.0)
 
 
 def topic_catalogue(topics: list[str], per_topic: int) -> tuple[Catalogue, list[Item]]:
@@ -55,38 +77,56 @@ def topic_catalogue(topics: list[str], per_topic: int) -> tuple[Catalogue, list[
     return catalogue, items
 
 
-def test_replay_of_focused_users_rewards_interest_factors() -> None:
+def test_replay_evaluates_every_method_on_the_same_events() -> None:
     topics = ["a", "b", "c", "d"]
     catalogue, items = topic_catalogue(topics, 30)
     users = make_users(24, topics, seed=1)
     events = list(behaviour_stream(users, items, 30, 1_000_000, seed=1, kind_mix=(("view", 1.0),)))
-    result = replay(catalogue, events, ReplayOptions(sample=1.0, tune_share=0.2, progress=False))
+    result = replay(catalogue, events, ReplayOptions(tune_share=0.2, block=32, resamples=200, progress=False))
     metrics = result.metrics
     split, seen_users, expected = int(len(events) * 0.2), set(), 0
     for index, event in enumerate(events):
         expected += index >= split and event.user_id in seen_users
         seen_users.add(event.user_id)
-    assert metrics[STATIC]["evaluations"] == expected > 0
+    assert {m["evaluations"] for m in metrics.values()} == {expected}
+    assert len(result.evaluated_ids) == expected
     assert metrics["long_term"]["HR@10"] > 2 * metrics["freshness"]["HR@10"]
-    assert metrics["dynamic (driftrec)"]["HR@10"] > 2 * 10 / len(items)
-    ceiling = result.ceiling  # the same evaluated events, the tuned static fusion among the candidates
-    assert ceiling["static tuned"] == pytest.approx(metrics[STATIC]["HR@10"])
-    assert ceiling["static oracle"] >= ceiling["static tuned"]
-    assert all(value >= ceiling["static oracle"] for name, value in ceiling.items() if name.startswith("oracle per"))
+    assert metrics[DYNAMIC]["HR@10"] > 2 * 10 / len(items)
+    assert set(result.paired) == set(metrics) - {DYNAMIC}
+    assert result.paired[STATIC]["method_hr"] == metrics[DYNAMIC]["HR@10"]
+    assert result.ceiling["static oracle"] >= result.ceiling["static tuned"]
+    assert all(value >= result.ceiling["static oracle"] for name, value in result.ceiling.items()
+               if name.startswith("oracle per"))
+    assert all(set(hits) <= set(result.evaluated_ids) for hits in result.hits.values())
 
 
 def test_dynamic_weights_recover_after_an_interest_switch_faster_than_static() -> None:
     topics = ["a", "b", "c", "d"]
     catalogue, items = topic_catalogue(topics, 40)
-    switch_at = 30
-    users = make_users(40, topics, seed=2, drift_share=1.0, switch_at=switch_at)
-    events = list(behaviour_stream(users, items, 60, 1_000_000, seed=2, kind_mix=(("view", 1.0),)))
-    result = replay(catalogue, events, ReplayOptions(sample=1.0, tune_share=0.2, progress=False))
-    after_switch = {f"{u.user_id}-{n:05d}" for u in users for n in range(switch_at, switch_at + 8)}
+    log = drift_log("switch", items, seed=2, users=80, events_per_user=60, switch_between=(25, 40))
+    result = replay(catalogue, log.events, ReplayOptions(tune_share=0.2, block=64, resamples=100, progress=False))
+    after = recovery(result, log.after_switch(5), 10)
+    print(f"HR@10 in the 5 events after the switch: dynamic {after[DYNAMIC]:.3f}, static {after[STATIC]:.3f}")
+    assert after["evaluations"] > 200
+    assert after[DYNAMIC] > 1.3 * after[STATIC]
 
-    def recovery_hit_rate(method: str) -> float:
-        return len(after_switch & set(result.hits.get(method, []))) / len(after_switch)
 
-    dynamic, static = recovery_hit_rate(DYNAMIC), recovery_hit_rate(STATIC)
-    print(f"HR@10 in the 8 events after the switch: dynamic {dynamic:.3f}, static {static:.3f}")
-    assert dynamic > static
+def test_a_real_jsonl_log_loads_and_bad_lines_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = tmp_path / "items.jsonl"
+    events = tmp_path / "events.jsonl"
+    items.write_bytes(b'{"item_id": "i1", "title": "One", "ts": 1262304000000}\n{"title": "no id"}\n')
+    events.write_bytes(b"\n".join([
+        b'{"event_id": "e2", "user_id": "u", "kind": "view", "ts": 1262304005000, "item_id": "i1"}',
+        b'{"event_id": "e1", "user_id": "u", "kind": "view", "ts": 1262304001000, "item_id": "i1"}',
+        b"not json",
+        b'{"event_id": "e3", "user_id": "u", "kind": "teleport", "ts": 1262304009000, "item_id": "i1"}',
+    ]))
+    report = LoadReport()
+    loaded_items, loaded_events = load_jsonl(items, events, report)
+    assert [i.item_id for i in loaded_items] == ["i1"]
+    assert [e.event_id for e in loaded_events] == ["e1", "e2"]  # 2010 timestamps, in time order
+    assert sum(report.rejected.values()) == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"{items}:2: skipped: ")
+    assert "teleport" in lines[2] and "Traceback" not in "".join(lines)
+    assert orjson.loads(events.read_bytes().splitlines()[0])["ts"] == loaded_events[1].ts

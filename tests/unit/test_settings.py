@@ -49,7 +49,7 @@ WEIGHTING_TOML = """
 learning_rate = 0.2
 session_gap_ms = 600_000
 covisit_half_life_ms = 5_184_000_000
-covisit_span = 20
+covisit_span = 7
 [strengths]
 purchase = 8
 skip = -2.5
@@ -69,7 +69,7 @@ def test_the_weighting_config_file_sets_the_model_the_worker_builds(tmp_path) ->
     assert (config.learning_rate, config.session_gap_ms, config.recent_items) == (0.2, 600_000.0, 20)
     assert (config.strengths.purchase, config.strengths.skip, config.strengths.cart) == (8.0, -2.5, 3.0)
     covisitation = runtime.model.scorer.covisitation
-    assert covisitation.span == 20 and covisitation.decay.tau == pytest.approx(5_184_000_000 / math.log(2))
+    assert covisitation.span == 7 and covisitation.decay.tau == pytest.approx(5_184_000_000 / math.log(2))
 
 
 @pytest.mark.parametrize(("text", "message"), [

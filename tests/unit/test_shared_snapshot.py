@@ -48,7 +48,10 @@ def test_a_restored_model_ranks_as_the_one_it_was_taken_from() -> None:
     restored = OnlineModel(catalogue(shuffled))  # rows differ: items arrived in another order
     pairs = restore_shared(restored, shared_snapshot(original))
     assert pairs == len(original.scorer.covisitation.counts.pairs()[0]) > 0
-    assert restored.prior.log_weights.tolist() == original.prior.log_weights.tolist()
+    assert len(restored.scorer.transitions.counts.pairs()[0]) == len(original.scorer.transitions.counts.pairs()[0]) > 0
+    assert restored.weights.log_weights.tolist() == original.weights.log_weights.tolist()
+    assert restored.weights.context_map.tolist() == original.weights.context_map.tolist() and original.weights.updates
+    assert restored.sequence.buffer.added == original.sequence.buffer.added > 0
     updates = [(model, [model.weight_update(user, state, 300 * HOUR) for user, state in sorted(states.items())])
                for model in (original, restored)]
     (_, before), (_, after) = updates
@@ -70,7 +73,9 @@ def test_events_fed_before_a_snapshot_are_not_counted_again_after_the_restore() 
     restored = OnlineModel(catalogue(ITEMS))
     restore_shared(restored, snapshot)
     learned(restored, log[100:], committed)
-    assert restored.prior.updates == original.prior.updates
+    assert restored.weights.updates == original.weights.updates
+    assert restored.weights.context_count == original.weights.context_count
+    assert restored.sequence.buffer.added == original.sequence.buffer.added
     popularity = [model.scorer.popularity.counts[: len(ITEMS)].tolist() for model in (restored, original)]
     assert popularity[0] == pytest.approx(popularity[1])
     for restored_part, original_part in zip(restored.scorer.covisitation.counts.pairs(),
@@ -82,9 +87,11 @@ def test_a_batch_applied_twice_feeds_the_shared_signals_once() -> None:
     model = OnlineModel(catalogue(ITEMS))
     log = events(50)
     learned(model, log)
-    counts, updates = model.scorer.popularity.counts.copy(), model.prior.updates
+    counts, updates = model.scorer.popularity.counts.copy(), model.weights.updates
+    examples = model.sequence.buffer.added
     learned(model, log)  # the same windows again, into states that were never written (an aborted batch)
-    assert model.scorer.popularity.counts.tolist() == counts.tolist() and model.prior.updates == updates
+    assert model.scorer.popularity.counts.tolist() == counts.tolist() and model.weights.updates == updates
+    assert model.sequence.buffer.added == examples
 
 
 def test_only_an_empty_model_takes_a_snapshot() -> None:
@@ -103,5 +110,5 @@ def test_a_snapshot_that_cannot_be_read_changes_nothing() -> None:
         with pytest.raises((ValueError, zipfile.BadZipFile)):
             restore_shared(target, raw)
         assert not target.scorer.covisitation.counts.used and not len(target.scorer.popularity.counts)
-        assert target.prior.updates == 0 and target.fed.total == 0
+        assert target.weights.updates == 0 and target.fed.total == 0 and target.sequence.buffer.added == 0
     assert restore_shared(target, good) > 0

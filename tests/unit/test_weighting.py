@@ -6,22 +6,16 @@ import orjson
 import pytest
 
 from weighting.config import WeightingConfig
+from weighting.context import CONTEXT_FEATURES, FactorEvidence, user_context
+from weighting.context_weights import CONTEXT_CLIP, ContextWeights, residual_step
 from weighting.decay import decay_factor
-from weighting.entropy import drift_direction, entropy_direction, normalised_entropy
+from weighting.entropy import normalised_entropy
 from weighting.factors import FACTORS, Factor
-from weighting.fusion_learning import listwise_gradient, log_weight_step
-from weighting.global_prior import GlobalPrior
+from weighting.fusion_learning import feedback_gradient, listwise_gradient, softmax
 from weighting.interest_profile import decayed_profiles
 from weighting.user_state import UserState, event_fingerprint
-from weighting.user_update import (
-    EventInputs,
-    ProfileEvent,
-    apply_event,
-    interest_entropy,
-    served_weights,
-    tilt_directions,
-    user_weights,
-)
+from weighting.user_update import EventInputs, ProfileEvent, apply_event, interest_drift, interest_entropy
+from weighting.weight_update import in_effect
 
 CONFIG = WeightingConfig()
 
@@ -34,82 +28,87 @@ def test_entropy_of_hand_checked_distributions() -> None:
     assert normalised_entropy([("a", 2.0), ("a", 2.0), ("b", -5.0)]) == 0.0
 
 
-def test_entropy_tilts_focused_users_to_short_term() -> None:
-    prior = GlobalPrior(entropy_strength=0.5, drift_strength=0.0)
-    focused, scattered = entropy_direction(0.0), entropy_direction(1.0)
-    assert focused[Factor.SHORT_TERM] == focused[Factor.QUERY] == 1.0
-    assert focused[Factor.LONG_TERM] == focused[Factor.POPULARITY] == -1.0
-    assert scattered == pytest.approx(-focused) and entropy_direction(0.5) == pytest.approx(np.zeros(len(FACTORS)))
+def test_context_of_a_user_hand_checked() -> None:
     state = UserState.empty(2)
-    for n in range(3):  # three items of one tag: entropy 0, a focused user
-        state = apply_event(state, ProfileEvent(f"e{n}", "view", n, f"i{n}"),
-                            EventInputs(np.ones(2, np.float32), ("a",)), CONFIG)
-    assert interest_entropy(state) == 0.0
-    weights = user_weights(state, prior)
-    assert weights.sum() == pytest.approx(1.0)
-    assert weights[Factor.SHORT_TERM] / weights[Factor.LONG_TERM] == pytest.approx(math.e)
+    east, north = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    for n, (vector, tag) in enumerate([(east, "a"), (east, "a"), (north, "b")]):
+        state = apply_event(state, ProfileEvent(f"e{n}", "view", 60_000 * n, f"i{n}"), EventInputs(vector, (tag,)),
+                            CONFIG)
+    context = dict(zip(CONTEXT_FEATURES, user_context(state, CONFIG, 120_000 + 9_000,
+                                                      FactorEvidence(covisit=math.e - 1, transition=0.0)),
+                       strict=True))
+    assert context["entropy"] == pytest.approx(normalised_entropy([("a", 2.0), ("b", 1.0)]))
+    assert context["drift"] == pytest.approx(interest_drift(state)) and 0 < context["drift"] < 0.5
+    assert context["log_gap_s"] == pytest.approx(math.log1p(9.0))
+    assert context["session_position"] == pytest.approx(math.log1p(3))  # three events a minute apart
+    assert context["log_history"] == pytest.approx(math.log1p(3))
+    assert context["search_recency"] == 0.0  # never searched
+    assert context["covisit_evidence"] == pytest.approx(1.0) and context["transition_evidence"] == 0.0
+    later = dict(zip(CONTEXT_FEATURES, user_context(state, CONFIG, 10 * 3_600_000, FactorEvidence()), strict=True))
+    assert later["session_position"] == 0.0  # a gap longer than a session: the next event starts a new one
+
+
+def test_context_weights_standardise_by_running_moments() -> None:
+    weights = ContextWeights(n_factors=2, n_context=2)
+    assert weights.standardised(np.array([5.0, 1.0])).tolist() == [0.0, 0.0]  # nothing observed yet
+    for context in ([1.0, 2.0], [3.0, 2.0], [5.0, 2.0]):
+        weights.observe(np.array(context))
+    # mean 3 and sample std 2 in the first feature; the second never varied
+    assert weights.standardised(np.array([7.0, 9.0])).tolist() == [2.0, 0.0]
+    assert weights.standardised(np.array([100.0, 2.0]))[0] == CONTEXT_CLIP
+
+
+def test_context_weights_learn_which_factor_a_context_calls_for() -> None:
+    """Users in context +1 act on what factor 0 ranks first, users in context −1 on what factor 1 ranks first."""
+    weights = ContextWeights(n_factors=2, n_context=1, learning_rate=0.0, context_learning_rate=0.5)
+    z = np.array([[2.0, -1.0], [-1.0, 2.0], [0.0, 0.0]])  # candidates × factors
+    for _ in range(50):
+        for context, target in ((1.0, 0), (-1.0, 1)):
+            served = weights.weights(np.zeros(2), np.array([context]))
+            weights.step(listwise_gradient(z, served, target, 3.0), np.array([context]))
+    assert weights.weights(np.zeros(2), np.array([1.0]))[0] > 0.9
+    assert weights.weights(np.zeros(2), np.array([-1.0]))[1] > 0.9
+    assert weights.prior() == pytest.approx([0.5, 0.5])  # θ did not move (its rate was 0)
 
 
 def test_listwise_gradient_judges_factors_against_the_fused_ranking() -> None:
-    z = np.array([[2.0, 0.0, -2.0], [0.0, 2.0, -2.0]])
-    # equal weights: items 0 and 1 tie at the top, p = (e^2, e^2, e^-4) / Σ
-    p = np.exp([2.0, 2.0, -4.0]) / np.exp([2.0, 2.0, -4.0]).sum()
-    gradient = listwise_gradient(z, np.ones(2), np.ones(2), np.ones(3, bool), 0)
-    assert gradient == pytest.approx(z[:, 0] - z @ p)
-    assert gradient[0] > 0 > gradient[1]
-    # raw scores on other scales and offsets: z-scored by `scale`, the means cancel
-    raw = z * np.array([[0.5], [4.0]]) + np.array([[3.0], [-7.0]])
-    assert listwise_gradient(raw, np.array([2.0, 0.25]), np.ones(2), np.ones(3, bool), 0) == pytest.approx(gradient)
-    # an item that is not a candidate (already seen) takes no part in the expectation
-    alone = listwise_gradient(z, np.ones(2), np.ones(2), np.array([True, False, False]), 0)
-    assert alone == pytest.approx([0.0, 0.0])
+    z = np.array([[2.0, 0.0], [0.0, 2.0], [-2.0, -2.0]])
+    w = np.array([0.5, 0.5])
+    p = softmax(3.0 * z @ w)
+    raw = 3.0 * (z[0] - p @ z)
+    gradient = listwise_gradient(z, w, 0, 3.0)
+    assert gradient == pytest.approx(w * (raw - w @ raw))  # through the softmax of the logits
+    assert gradient[0] > 0 > gradient[1] and gradient.sum() == pytest.approx(0.0)
+    assert feedback_gradient(z, w, 0, 3.0, wanted=False) == pytest.approx(-gradient)  # a skip pushes away
 
 
-def test_log_weight_step_is_scaled_by_the_weight_and_clipped() -> None:
-    stepped = log_weight_step(np.zeros(3), np.array([1.0, -20.0, 0.0]), np.array([2.0, 1.0, 1.0]), 0.1, 5.0)
-    assert stepped == pytest.approx([0.2, -0.5, 0.0])
-
-
-def test_cold_start_uses_the_prior_then_the_user() -> None:
-    prior = GlobalPrior(entropy_strength=0.0, drift_strength=0.0)
-    prior.log_weights = np.log(np.array([0.5, 0.25, 0.25, 1e-9, 1e-9, 1e-9]))
-    cold = UserState.empty(2)
-    assert user_weights(cold, prior)[:3] == pytest.approx([0.5, 0.25, 0.25], abs=1e-6)
-    taught = replace(cold, log_weights=np.array([0.0, math.log(2.0), 0.0, 0.0, 0.0, 0.0]))
-    assert user_weights(taught, prior)[:3] == pytest.approx([0.4, 0.4, 0.2], abs=1e-6)
-    assert served_weights(taught, prior, tilt_directions(taught))[:3] == pytest.approx([0.5, 0.5, 0.25], abs=1e-6)
-
-
-def test_global_prior_steps_toward_the_factor_that_was_right_and_learns_the_tilt() -> None:
-    prior = GlobalPrior(learning_rate=0.5, clip=5.0, entropy_strength=0.5, drift_strength=4.0)
-    assert prior.weights() == pytest.approx(np.full(len(FACTORS), 1 / len(FACTORS)))
+def test_residual_steps_and_shrinks_toward_zero() -> None:
+    residual = np.zeros(len(FACTORS))
     gradient = np.zeros(len(FACTORS))
-    gradient[Factor.COVISIT] = 2.0
-    no_tilt = np.zeros((2, len(FACTORS)))
-    prior.update(gradient, np.ones(len(FACTORS)), no_tilt)
-    assert prior.weights().argmax() == Factor.COVISIT
-    assert prior.weights()[Factor.COVISIT] / prior.weights()[Factor.POPULARITY] == pytest.approx(math.e)
-    assert prior.tilt_strengths == pytest.approx([0.5, 4.0])
-    # a focused user (entropy 0) acted on what long-term favoured: the entropy tilt was wrong, so it weakens
-    gradient = np.zeros(len(FACTORS))
-    gradient[Factor.LONG_TERM] = 1.0
-    prior.update(gradient, np.ones(len(FACTORS)), np.stack([entropy_direction(0.0), drift_direction(0.0)]))
-    assert prior.tilt_strengths == pytest.approx([0.0, 4.0])
-    prior.update(np.full(len(FACTORS), -1e6), np.ones(len(FACTORS)), no_tilt)
-    assert prior.log_weights.min() >= -8.0
+    gradient[Factor.COVISIT] = 1.0
+    for _ in range(3):
+        residual = residual_step(residual, gradient, 0.5, 0.1, 8.0)
+    assert residual[Factor.COVISIT] == pytest.approx(0.5 * (1 + 0.9 + 0.81))
+    for _ in range(200):  # no more feedback: it returns to the prior
+        residual = residual_step(residual, np.zeros(len(FACTORS)), 0.5, 0.1, 8.0)
+    assert abs(residual).max() < 1e-6
 
 
-def test_prior_starts_from_tuned_weights_at_its_scale_with_a_floor() -> None:
-    prior = GlobalPrior()
-    prior.log_weights = np.log(np.full(len(FACTORS), 0.5))  # learned scale: the weights sum to 3
-    tuned = np.zeros(len(FACTORS))
-    tuned[Factor.COVISIT], tuned[Factor.SHORT_TERM] = 3.0, 1.0
-    prior.start_from(tuned, floor=0.1)
-    # direction max(tuned / 4, 0.1) = 0.75, 0.25 and four times 0.1, renormalised over 1.4; the sum stays 3
-    expected = np.full(len(FACTORS), 0.1 / 1.4)
-    expected[Factor.COVISIT], expected[Factor.SHORT_TERM] = 0.75 / 1.4, 0.25 / 1.4
-    assert prior.weights() == pytest.approx(expected)
-    assert np.exp(prior.log_weights).sum() == pytest.approx(3.0)
+def test_cold_start_user_is_served_the_prior() -> None:
+    weights = ContextWeights(len(FACTORS), len(CONTEXT_FEATURES))
+    weights.start_from(np.array([0.4, 0.1, 0.0, 0.3, 0.1, 0.05, 0.05, 0.0]), floor=0.01)
+    served = weights.weights(np.zeros(len(FACTORS)), np.zeros(len(CONTEXT_FEATURES)))
+    assert served == pytest.approx(weights.prior()) and served.sum() == pytest.approx(1.0)
+    assert served[Factor.SHORT_TERM] / served[Factor.COVISIT] == pytest.approx(4 / 3)
+    assert served[Factor.QUERY] == pytest.approx(served[Factor.FRESHNESS])  # both at the floor
+
+
+def test_the_query_weight_is_in_effect_as_much_as_the_last_search_still_counts() -> None:
+    weights = np.full(len(FACTORS), 1 / len(FACTORS))
+    never = in_effect(weights, 0.0)
+    assert never[Factor.QUERY] == 0.0 and never.sum() == pytest.approx(1.0)
+    half = in_effect(weights, 0.5, [Factor.FRESHNESS])
+    assert half[Factor.QUERY] / half[Factor.SHORT_TERM] == pytest.approx(0.5) and half[Factor.FRESHNESS] == 0.0
 
 
 def test_decay_and_session_reset() -> None:
@@ -151,8 +150,11 @@ def test_state_round_trips_through_bytes() -> None:
     state = UserState.empty(3)
     state = apply_event(state, ProfileEvent("e1", "view", 5, "i1"),
                            EventInputs(np.ones(3, np.float32), ("a", "b")), CONFIG)
+    state = replace(state, log_weights=np.arange(len(FACTORS), dtype=np.float64))
     restored = UserState.from_bytes(state.to_bytes())
     assert restored.recent == state.recent and restored.seen == state.seen
+    assert restored.session_events == state.session_events == 1
+    assert restored.log_weights.tolist() == state.log_weights.tolist()
     assert restored.long_term == pytest.approx(state.long_term)
     assert restored.applied == (event_fingerprint("e1"),) and restored.to_bytes() == state.to_bytes()
 
@@ -168,33 +170,20 @@ def test_a_state_written_with_event_ids_reads_as_fingerprints() -> None:
     assert apply_event(old, ProfileEvent("e1", "view", 5, "i1"), EventInputs(np.ones(2, np.float32)), CONFIG) is old
 
 
-def test_drift_moves_weight_from_long_to_short_term() -> None:
-    from weighting.user_update import interest_drift
+def test_a_residual_stored_over_other_factors_starts_again_from_zero() -> None:
+    state = apply_event(UserState.empty(2), ProfileEvent("e1", "view", 5, "i1"),
+                        EventInputs(np.ones(2, np.float32)), CONFIG)
+    head, _, body = state.to_bytes().partition(b"\n")
+    header = {**orjson.loads(head), "log_weights": [1.0] * 6}
+    del header["session_events"]
+    old = UserState.from_bytes(orjson.dumps(header) + b"\n" + body)
+    assert old.log_weights.tolist() == [0.0] * len(FACTORS) and old.session_events == 0
 
-    assert drift_direction(0.0) == pytest.approx(np.zeros(len(FACTORS)))
-    moved = drift_direction(0.5)
-    assert moved[Factor.SHORT_TERM] - moved[Factor.LONG_TERM] == pytest.approx(1.0)  # ratio e^(4·1) at strength 4
+
+def test_interest_drift_and_entropy() -> None:
     empty = UserState.empty(2)
     east, north = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
-    assert interest_drift(empty) == 0.0
+    assert interest_drift(empty) == 0.0 and interest_entropy(empty) == 0.0
     assert interest_drift(replace(empty, short_term=east, long_term=2 * east)) == pytest.approx(0.0)
     assert interest_drift(replace(empty, short_term=north, long_term=east)) == pytest.approx(0.5)
     assert interest_drift(replace(empty, short_term=-east, long_term=east)) == pytest.approx(1.0)
-
-
-def test_the_query_factor_weighs_as_much_as_the_last_search_still_counts() -> None:
-    """Its scores are z-scored, which cancels the decay of the query vector: the weight carries the decay."""
-    from weighting.weight_update import weight_update_for
-
-    prior = GlobalPrior()
-    state = apply_event(UserState.empty(2), ProfileEvent("e1", "view", 0, "i1"),
-                        EventInputs(np.ones(2, np.float32), ("a",)), CONFIG)
-    never_searched = weight_update_for("u", state, prior, CONFIG, 1000).weights
-    assert never_searched[Factor.QUERY] == 0.0 and never_searched.sum() == pytest.approx(1.0)
-    assert never_searched[Factor.SHORT_TERM] == pytest.approx(0.2)  # the other five share what query had
-    searched = apply_event(state, ProfileEvent("e2", "search", 1000), EventInputs(query_vector=np.ones(2, np.float32)),
-                           CONFIG)
-    half_life = CONFIG.query_half_life_ms
-    at_once, later = (weight_update_for("u", searched, prior, CONFIG, int(1000 + t)).weights for t in (0, half_life))
-    assert at_once == pytest.approx(np.full(len(FACTORS), 1 / 6))
-    assert later[Factor.QUERY] / later[Factor.SHORT_TERM] == pytest.approx(0.5)
