@@ -115,17 +115,18 @@ class MethodRanks:
                 "coverage": len(self.recommended[name]) / max(n_items, 1), "evaluations": len(ranks)}
 
 
-def fused_rank(calibrated: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], target: int, k: int,
-               rows: npt.NDArray[np.int64]) -> tuple[float, npt.NDArray[np.int64]]:
-    """The target's 0-based rank under a fusion (ties count half, rounded down; MISS for −1) and the top k rows
-    (in no order)."""
-    fused = calibrated @ weights.astype(np.float32)
-    top = rows[np.argpartition(-fused, k)[:k]] if len(fused) > k else rows
+def fused_ranks(calibrated: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], target: int, k: int,
+                rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """For each fusion (rows of `weights`): the target's 0-based rank (ties count half, rounded down; MISS for
+    −1) and the top k rows (fusions × k, in no order)."""
+    fused = calibrated @ np.atleast_2d(weights).T.astype(np.float32)  # candidates × fusions
+    top = rows[np.argpartition(-fused, k, axis=0)[:k].T] if len(fused) > k else np.tile(rows, (fused.shape[1], 1))
     if target < 0:
-        return MISS, top
-    above = float((fused > fused[target]).sum())
-    ties = float((fused == fused[target]).sum()) - 1.0
-    return math.floor(above + 0.5 * ties), top
+        return np.full(fused.shape[1], MISS), top
+    at_target = fused[target]
+    above = (fused > at_target).sum(axis=0)
+    ties = (fused == at_target).sum(axis=0) - 1
+    return np.floor(above + 0.5 * ties), top
 
 
 def query_scaled(judgement: Judgement) -> npt.NDArray[np.float32]:
@@ -215,16 +216,17 @@ def _reservoir(samples: list[Any], sample: Any, seen: int, capacity: int, rng: r
 def _evaluate(ranks: MethodRanks, judgement: Judgement, static: npt.NDArray[np.float64], *, arms: Sequence[Any],
               arm_weights: Sequence[npt.NDArray[np.float64]], k: int) -> None:
     candidates, target = judgement.candidates, judgement.target
+    listed = candidates.list_position
     for f, name in enumerate(FACTORS):
-        listed = candidates.list_position[:, f]
-        in_top = np.flatnonzero(listed < k)
-        ranks.add(name, float(listed[target]) if target >= 0 else MISS,
-                  candidates.rows[in_top[np.argsort(listed[in_top], kind="stable")]])
-    scaled = query_scaled(judgement)
-    ranks.add(STATIC, *fused_rank(scaled, static, target, k, candidates.rows))
-    ranks.add(DYNAMIC, *fused_rank(candidates.calibrated, judgement.weights, target, k, candidates.rows))
-    for arm, weights in zip(arms, arm_weights, strict=True):
-        ranks.add(arm.spec.name, *fused_rank(candidates.calibrated, weights, target, k, candidates.rows))
+        in_top = np.flatnonzero(listed[:, f] < k)
+        ranks.add(name, float(listed[target, f]) if target >= 0 else MISS, candidates.rows[in_top])
+    scaled_static = static.copy()
+    scaled_static[Factor.QUERY] *= judgement.context[CONTEXT_FEATURES.index("search_recency")]
+    names = [STATIC, DYNAMIC, *(arm.spec.name for arm in arms)]
+    method_ranks, tops = fused_ranks(candidates.calibrated, np.stack([scaled_static, judgement.weights, *arm_weights]),
+                                     target, k, candidates.rows)
+    for name, rank, top in zip(names, method_ranks.tolist(), tops, strict=True):
+        ranks.add(name, rank, top)
 
 
 def _result(ranks: MethodRanks, evaluated_ids: list[str], cold: npt.NDArray[np.bool_], *,

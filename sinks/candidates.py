@@ -70,10 +70,12 @@ def union_of(lists: FactorLists, n_users: int, n_items: int, depth: int) -> tupl
     >>> offsets.tolist(), rows.tolist(), position[:, :2].tolist()
     ([0, 2, 3, 3], [3, 7, 7], [[5, 0], [0, 5], [5, 0]])
     """
-    keys = lists.users * n_items + lists.rows
-    unique = np.unique(keys)
-    users, rows = unique // n_items, unique % n_items
+    marked = np.zeros((n_users, n_items), bool)
+    marked[lists.users, lists.rows] = True
+    users, rows = np.nonzero(marked)  # sorted by user, then row
+    index = np.zeros((n_users, n_items), np.int64)
+    index[users, rows] = np.arange(len(users))
     offsets = np.searchsorted(users, np.arange(n_users + 1))
-    position = np.full((len(unique), len(FACTORS)), depth, np.int32)
-    position[np.searchsorted(unique, keys), lists.factors] = lists.positions
-    return offsets.astype(np.int64), users, rows, position
+    position = np.full((len(users), len(FACTORS)), depth, np.int32)
+    position[index[lists.users, lists.rows], lists.factors] = lists.positions
+    return offsets.astype(np.int64), users.astype(np.int64), rows.astype(np.int64), position

@@ -42,6 +42,9 @@ TRANSITION_RECENCY = 0.6
 SCORE_CHUNK_ELEMENTS = 1 << 24
 """At most this many (user, item) scores are held at once when listing the dense factors' top items."""
 PAIR_FACTORS = (Factor.COVISIT, Factor.TRANSITION)
+PERSONAL_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY, Factor.COVISIT, Factor.TRANSITION,
+                    Factor.SEQUENCE)
+"""The factors each user scores differently, first in the factor order; popularity and freshness follow."""
 
 
 @dataclass(frozen=True)
@@ -145,50 +148,81 @@ class CatalogueScorer:
         return np.exp(-np.maximum(now - first_seen, 0).astype(np.float64) * math.log(2) / self.freshness_half_life_ms)
 
     def catalogue_scores(self, inputs: RankingInputs) -> Iterator[tuple[slice, torch.Tensor]]:
-        """users × factors × items raw scores, a chunk of users at a time (with the chunk's users)."""
+        """users × personal factors × items raw scores, a chunk of users at a time (with the chunk's users)."""
         n_items = len(self.catalogue)
         device = self.catalogue.device
         covisit_anchors, transition_anchors = self.anchor_rows(inputs.anchors)
-        shared = torch.from_numpy(np.stack([self.popularity.at(np.arange(n_items)), self.freshness(inputs.now)]))
-        shared = shared.float().to(device)
-        chunk = max(1, SCORE_CHUNK_ELEMENTS // max(len(FACTORS) * n_items, 1))
+        chunk = max(1, SCORE_CHUNK_ELEMENTS // max(len(PERSONAL_FACTORS) * n_items, 1))
         for start in range(0, len(inputs), chunk):
             users = slice(start, min(start + chunk, len(inputs)))
             count = users.stop - users.start
-            scores = torch.empty((count, len(FACTORS), n_items), device=device)
-            profiles = torch.from_numpy(inputs.profiles[users]).to(device)
-            scores[:, : len(TEXT_FACTORS)] = profiles @ self.catalogue.matrix.T
+            scores = torch.zeros((count, len(PERSONAL_FACTORS), n_items), device=device)
+            profiles = inputs.profiles[users]
+            case, text = np.nonzero(np.abs(profiles).sum(axis=2) > 0)  # a zero profile scores 0 everywhere
+            if len(case):
+                vectors = torch.from_numpy(profiles[case, text]).to(device)
+                scores[torch.from_numpy(case), torch.from_numpy(text)] = vectors @ self.catalogue.matrix.T
             scores[:, Factor.SEQUENCE] = self.sequence.scores(inputs.sequence[users])
             for factor, counts, anchors in ((Factor.COVISIT, self.covisitation, covisit_anchors),
                                             (Factor.TRANSITION, self.transitions, transition_anchors)):
                 mine = (anchors.users >= users.start) & (anchors.users < users.stop)
                 part = AnchorRows(anchors.users[mine] - users.start, anchors.rows[mine], anchors.weights[mine])
                 scores[:, factor] = torch.from_numpy(counts.dense_scores(part, count, n_items)).to(device)
-            scores[:, Factor.POPULARITY :] = shared
             yield users, scores
+
+    def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
+        """Popularity and freshness of every item now (2 × items): the same for every user."""
+        return np.stack([self.popularity.at(np.arange(len(self.catalogue))), self.freshness(now)])
+
+    def _shared_lists(self, shared: npt.NDArray[np.float64], users: slice, inputs: RankingInputs) -> FactorLists:
+        """The shared factors' best unseen items for each of the chunk's users (nothing from a constant one)."""
+        count, n_items = users.stop - users.start, len(self.catalogue)
+        mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
+        seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
+        most_seen = int(np.bincount(seen_users).max(initial=0)) if len(seen_users) else 0
+        parts = []
+        for offset, scores in enumerate(shared):
+            if not len(scores) or scores.max() == scores.min():
+                continue  # constant: popularity before any interaction, freshness over an undated catalogue
+            best = np.argsort(-scores, kind="stable")[: self.depth + most_seen]
+            if len(PERSONAL_FACTORS) + offset in COUNT_FACTORS:
+                best = best[scores[best] > 0]  # popularity lists what was acted on
+            place = np.full(n_items, -1, np.int64)
+            place[best] = np.arange(len(best))
+            unseen = np.ones((count, len(best)), bool)
+            hidden = place[seen_rows] >= 0
+            unseen[seen_users[hidden], place[seen_rows[hidden]]] = False
+            position = np.cumsum(unseen, axis=1) - 1
+            listed = unseen & (position < self.depth)
+            user, slot = np.nonzero(listed)
+            parts.append(FactorLists(user, best[slot], np.full(len(user), len(PERSONAL_FACTORS) + offset, np.int64),
+                                     position[user, slot]))
+        return FactorLists.concat(parts)
 
     def candidates(self, inputs: RankingInputs) -> CandidateBatch:
         """Every user's candidates with each factor's raw and calibrated score."""
         n_items = len(self.catalogue)
         depth = min(self.depth, n_items)
+        shared = self.shared_scores(inputs.now)
         parts = []
         for users, scores in self.catalogue_scores(inputs):
             count = users.stop - users.start
+            varies = (scores.amax(dim=2) > scores.amin(dim=2)).unsqueeze(2)  # a zero profile lists nothing
             mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
-            seen_users = torch.from_numpy(inputs.seen_users[mine] - users.start)
-            seen_rows = torch.from_numpy(inputs.seen_rows[mine])
-            listed = scores.clone()
-            listed[seen_users, :, seen_rows] = -math.inf
-            values, rows = listed.topk(depth, dim=2)  # users × factors × depth
-            usable = torch.isfinite(values)
+            scores[torch.from_numpy(inputs.seen_users[mine] - users.start), :,
+                   torch.from_numpy(inputs.seen_rows[mine])] = -math.inf
+            values, rows = scores.topk(depth, dim=2)  # users × personal factors × depth
+            usable = torch.isfinite(values) & varies
             counted = list(PAIR_FACTORS)
             usable[:, counted] &= values[:, counted] > 0  # co-visitation and transitions list what they counted
-            varies = scores.amax(dim=2) > scores.amin(dim=2)  # a constant factor (a zero profile) lists nothing
-            usable &= varies.unsqueeze(2)
             user, factor, position = (x.numpy() for x in torch.nonzero(usable.cpu(), as_tuple=True))
-            lists = FactorLists(user, rows.cpu().numpy()[user, factor, position], factor, position)
+            lists = FactorLists.concat([FactorLists(user, rows.cpu().numpy()[user, factor, position], factor, position),
+                                        self._shared_lists(shared, users, inputs)])
             offsets, cand_users, cand_rows, list_position = union_of(lists, count, n_items, depth)
-            raw = scores[torch.from_numpy(cand_users), :, torch.from_numpy(cand_rows)].cpu().numpy()
+            raw = np.empty((len(cand_rows), len(FACTORS)), np.float32)
+            raw[:, : len(PERSONAL_FACTORS)] = scores[torch.from_numpy(cand_users), :,
+                                                     torch.from_numpy(cand_rows)].cpu().numpy()
+            raw[:, len(PERSONAL_FACTORS) :] = shared[:, cand_rows].T
             parts.append((offsets, cand_users + users.start, cand_rows, list_position, raw))
         offsets = np.concatenate([[0]] + [p[0][1:] + sum(len(q[1]) for q in parts[:n]) for n, p in enumerate(parts)])
         users_flat, rows_flat, positions, raw = (np.concatenate([p[i] for p in parts]) for i in (1, 2, 3, 4))

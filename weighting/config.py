@@ -55,6 +55,8 @@ class WeightingConfig:
     """How many of a user's previous items each new one is counted as following."""
     sequence_dim: int = 64
     """Width of the sequence model's item and user vectors."""
+    sequence_length: int = 10
+    """How many of the user's recent consumptions the sequence model reads (at most `recent_items`)."""
     sequence_train_every: int = 128
     """The sequence model takes its training steps every this many new examples ..."""
     sequence_train_steps: int = 2
@@ -72,7 +74,7 @@ class WeightingConfig:
         positive = ("short_half_life_events", "short_half_life_ms", "long_half_life_events", "long_half_life_ms",
                     "query_half_life_ms", "session_gap_ms", "fusion_sharpness", "recent_items", "remembered_event_ids",
                     "candidates_per_factor", "popularity_half_life_ms", "covisit_half_life_ms", "covisit_span",
-                    "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_train_every",
+                    "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_length", "sequence_train_every",
                     "sequence_train_steps", "sequence_batch", "sequence_negatives", "sequence_buffer")
         for name in positive:
             if not getattr(self, name) > 0:

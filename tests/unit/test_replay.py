@@ -6,7 +6,7 @@ import pytest
 
 from bench.drift_scenarios import drift_log, recovery
 from bench.paired_stats import paired_differences
-from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_rank, replay
+from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, replay
 from bench.replay_command import LoadReport, load_jsonl
 from bench.static_tuning import RankingSamples, tune_static
 from sinks.catalogue import Catalogue, CatalogueItem
@@ -15,13 +15,13 @@ from streams.synthetic import behaviour_stream, make_users
 from weighting.factors import FACTORS, Factor
 
 
-def test_fused_rank_counts_ties_half_and_misses_an_item_that_is_no_candidate() -> None:
-    calibrated = np.array([[5.0], [4.0], [3.0], [4.0]], np.float32)
+def test_fused_ranks_count_ties_half_and_miss_an_item_that_is_no_candidate() -> None:
+    calibrated = np.array([[5.0, 0.0], [4.0, 1.0], [3.0, 2.0], [4.0, 3.0]], np.float32)
     rows = np.array([10, 11, 12, 13])
-    rank, top = fused_rank(calibrated, np.array([1.0]), 1, 2, rows)
-    assert rank == 1  # one above, one tie counting half: 1.5, rounded down
-    assert len(top) == 2 and 10 in top.tolist() and set(top.tolist()) <= {10, 11, 13}
-    assert fused_rank(calibrated, np.array([1.0]), -1, 2, rows)[0] == MISS
+    ranks, top = fused_ranks(calibrated, np.array([[1.0, 0.0], [0.0, 1.0]]), 1, 2, rows)
+    assert ranks.tolist() == [1.0, 2.0]  # one above and one tie counting half (1.5, rounded down); two above
+    assert sorted(top[0].tolist()) in ([10, 11], [10, 13]) and sorted(top[1].tolist()) == [12, 13]
+    assert fused_ranks(calibrated, np.array([1.0, 0.0]), -1, 2, rows)[0].tolist() == [MISS]
 
 
 def test_metrics_hand_checked() -> None:

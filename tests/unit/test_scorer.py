@@ -237,6 +237,12 @@ def test_shared_factors_that_rank_nothing_get_no_weight_in_effect() -> None:
     weights = model.weight_update("u", state, 2000).weights
     assert weights[Factor.FRESHNESS] == weights[Factor.QUERY] == 0.0 and weights.sum() == pytest.approx(1.0)
     assert weights[Factor.POPULARITY] > 0  # the view counted
+    judgements: list[Judgement] = []
+    model.learn_batch({"u": state}, [UserEvent("u", ProfileEvent("e2", "view", 3000, "b1"))], judgements)
+    listed = judgements[0].candidates.list_position
+    unlisted = min(model.scorer.depth, len(model.catalogue))
+    assert (listed[:, Factor.FRESHNESS] == unlisted).all()  # a constant factor lists nothing
+    assert (listed[:, Factor.POPULARITY] < unlisted).sum() == 0  # the one item acted on, a1, is the user's own
     assert OnlineModel(small_catalogue()).scorer.constant_shared() == (Factor.POPULARITY, Factor.FRESHNESS)
     dated = small_catalogue()
     dated.upsert([CatalogueItem("c1", "title c1", ("c",), 5 * DAY)], {"c1": np.asarray([0, 0, 1], np.float32)})
