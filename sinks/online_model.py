@@ -72,8 +72,8 @@ class _Step:
 
 def sequence_settings(config: WeightingConfig) -> SequenceSettings:
     return SequenceSettings(
-        dim=config.sequence_dim, length=min(config.sequence_length, config.recent_items), train_every=config.sequence_train_every,
-        train_steps=config.sequence_train_steps, batch=config.sequence_batch,
+        dim=config.sequence_dim, length=min(config.sequence_length, config.recent_items),
+        train_every=config.sequence_train_every, train_steps=config.sequence_train_steps, batch=config.sequence_batch,
         learning_rate=config.sequence_learning_rate, negatives=config.sequence_negatives,
         buffer=config.sequence_buffer, seed=config.seed,
     )

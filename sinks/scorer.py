@@ -30,7 +30,7 @@ from sinks.recommendation import RecommendedItem, UserRecommendation
 from sinks.sequence_model import SequenceModel
 from weighting.config import DAY_MS
 from weighting.context import FactorEvidence
-from weighting.factors import COUNT_FACTORS, FACTORS, TEXT_FACTORS, Factor
+from weighting.factors import COUNT_FACTORS, FACTORS, Factor
 from weighting.weight_update import Anchor, WeightUpdate
 
 REASON_ANCHORS = 10

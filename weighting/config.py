@@ -74,8 +74,9 @@ class WeightingConfig:
         positive = ("short_half_life_events", "short_half_life_ms", "long_half_life_events", "long_half_life_ms",
                     "query_half_life_ms", "session_gap_ms", "fusion_sharpness", "recent_items", "remembered_event_ids",
                     "candidates_per_factor", "popularity_half_life_ms", "covisit_half_life_ms", "covisit_span",
-                    "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_length", "sequence_train_every",
-                    "sequence_train_steps", "sequence_batch", "sequence_negatives", "sequence_buffer")
+                    "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_length",
+                    "sequence_train_every", "sequence_train_steps", "sequence_batch", "sequence_negatives",
+                    "sequence_buffer")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
