@@ -119,17 +119,22 @@ class OnlineModel:
                 for (user_id, (state, now_ts)), vector in zip(states.items(), vectors, strict=True)}
 
     def _update(self, user_id: str, state: UserState, now_ts: int, sequence: Vector) -> WeightUpdate:
-        config = self.config
-        anchors = anchors_of(state, config)
-        context = user_context(state, config, now_ts, self.scorer.evidence(anchors))
-        weights = self.weights.weights(state.log_weights, self.weights.standardised(context))
-        short_term, long_term, query = content_profiles(state, config, now_ts)
+        anchors = anchors_of(state, self.config)
+        context, _, weights = self._served(state, state.log_weights, now_ts, anchors)
+        short_term, long_term, query = content_profiles(state, self.config, now_ts)
         return WeightUpdate(
-            user_id=user_id, ts=now_ts, version=state.version,
-            weights=in_effect(weights, query_presence(state, config, now_ts), self.scorer.constant_shared()),
-            short_term=short_term, long_term=long_term, query=query, sequence=sequence, anchors=anchors,
-            seen=state.seen, context=context,
+            user_id=user_id, ts=now_ts, version=state.version, weights=weights, short_term=short_term,
+            long_term=long_term, query=query, sequence=sequence, anchors=anchors, seen=state.seen, context=context,
         )
+
+    def _served(self, state: UserState, residual: Weights, now_ts: int,
+                anchors: Sequence[Anchor]) -> tuple[Context, Context, Weights]:
+        """The user's context at `now_ts`, standardised, and the weights in effect for it with `residual`."""
+        context = user_context(state, self.config, now_ts, self.scorer.evidence(anchors))
+        standardised = self.weights.standardised(context)
+        weights = in_effect(self.weights.weights(residual, standardised),
+                            query_presence(state, self.config, now_ts), self.scorer.constant_shared())
+        return context, standardised, weights
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
@@ -217,11 +222,7 @@ class OnlineModel:
         assert step.row is not None
         config = self.config
         residual, n_feedback = learned
-        before = replace(step.before, log_weights=residual)
-        context = user_context(before, config, step.event.ts, self.scorer.evidence(anchors))
-        standardised = self.weights.standardised(context)
-        weights = in_effect(self.weights.weights(residual, standardised),
-                            query_presence(before, config, step.event.ts), self.scorer.constant_shared())
+        context, standardised, weights = self._served(step.before, residual, step.event.ts, anchors)
         found = int(np.searchsorted(batch.rows, step.row))
         target = found if found < len(batch.rows) and batch.rows[found] == step.row else -1
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0

@@ -174,11 +174,11 @@ class CatalogueScorer:
         """Popularity and freshness of every item now (2 × items): the same for every user."""
         return np.stack([self.popularity.at(np.arange(len(self.catalogue))), self.freshness(now)])
 
-    def _shared_lists(self, shared: npt.NDArray[np.float64], users: slice, inputs: RankingInputs) -> FactorLists:
-        """The shared factors' best unseen items for each of the chunk's users (nothing from a constant one)."""
-        count, n_items = users.stop - users.start, len(self.catalogue)
-        mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
-        seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
+    def _shared_lists(self, shared: npt.NDArray[np.float64], count: int, seen_users: IntArray,
+                      seen_rows: IntArray) -> FactorLists:
+        """The shared factors' best unseen items for each of a chunk's `count` users (nothing from a constant one);
+        `seen_users` (in the chunk) and `seen_rows` are what each has seen."""
+        n_items = len(self.catalogue)
         most_seen = int(np.bincount(seen_users).max(initial=0)) if len(seen_users) else 0
         parts = []
         for offset, scores in enumerate(shared):
@@ -209,15 +209,15 @@ class CatalogueScorer:
             count = users.stop - users.start
             varies = (scores.amax(dim=2) > scores.amin(dim=2)).unsqueeze(2)  # a zero profile lists nothing
             mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
-            scores[torch.from_numpy(inputs.seen_users[mine] - users.start), :,
-                   torch.from_numpy(inputs.seen_rows[mine])] = -math.inf
+            seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
+            scores[torch.from_numpy(seen_users), :, torch.from_numpy(seen_rows)] = -math.inf
             values, rows = scores.topk(depth, dim=2)  # users × personal factors × depth
             usable = torch.isfinite(values) & varies
             counted = list(PAIR_FACTORS)
             usable[:, counted] &= values[:, counted] > 0  # co-visitation and transitions list what they counted
             user, factor, position = (x.numpy() for x in torch.nonzero(usable.cpu(), as_tuple=True))
             lists = FactorLists.concat([FactorLists(user, rows.cpu().numpy()[user, factor, position], factor, position),
-                                        self._shared_lists(shared, users, inputs)])
+                                        self._shared_lists(shared, count, seen_users, seen_rows)])
             offsets, cand_users, cand_rows, list_position = union_of(lists, count, n_items, depth)
             raw = np.empty((len(cand_rows), len(FACTORS)), np.float32)
             raw[:, : len(PERSONAL_FACTORS)] = scores[torch.from_numpy(cand_users), :,

@@ -61,12 +61,6 @@ class ContextWeights:
             self.context_map + self.context_learning_rate * np.outer(gradient, standardised), *LOG_WEIGHT_RANGE)
         self.updates += 1
 
-    def start_from(self, weights: Weights, floor: float = 0.01) -> None:
-        """Points θ at `weights` (a static fusion tuned on earlier data); each factor keeps at least `floor` of the
-        total so that feedback can still raise it."""
-        direction = np.maximum(weights / weights.sum(), floor)
-        self.log_weights = np.log(direction / direction.sum())
-
     def prior(self) -> Weights:
         """The weights at the average context without a residual."""
         return softmax(self.log_weights)

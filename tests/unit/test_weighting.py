@@ -96,11 +96,11 @@ def test_residual_steps_and_shrinks_toward_zero() -> None:
 
 def test_cold_start_user_is_served_the_prior() -> None:
     weights = ContextWeights(len(FACTORS), len(CONTEXT_FEATURES))
-    weights.start_from(np.array([0.4, 0.1, 0.0, 0.3, 0.1, 0.05, 0.05, 0.0]), floor=0.01)
+    weights.log_weights = np.log(np.array([0.4, 0.1, 0.01, 0.3, 0.1, 0.05, 0.05, 0.01]))
     served = weights.weights(np.zeros(len(FACTORS)), np.zeros(len(CONTEXT_FEATURES)))
     assert served == pytest.approx(weights.prior()) and served.sum() == pytest.approx(1.0)
     assert served[Factor.SHORT_TERM] / served[Factor.COVISIT] == pytest.approx(4 / 3)
-    assert served[Factor.QUERY] == pytest.approx(served[Factor.FRESHNESS])  # both at the floor
+    assert served[Factor.QUERY] == pytest.approx(served[Factor.FRESHNESS])
 
 
 def test_the_query_weight_is_in_effect_as_much_as_the_last_search_still_counts() -> None:
