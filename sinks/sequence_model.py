@@ -26,17 +26,17 @@ PAD = -1
 
 @dataclass(frozen=True)
 class SequenceSettings:
-    """The sequence model's size and training cadence."""
+    """The sequence model's size and training cadence (the defaults are the weighting config's)."""
 
-    dim: int = 64
-    length: int = 20
-    train_every: int = 128
-    train_steps: int = 2
-    batch: int = 256
-    learning_rate: float = 3e-3
-    negatives: int = 1024
-    buffer: int = 50_000
-    seed: int = 0
+    dim: int
+    length: int
+    train_every: int
+    train_steps: int
+    batch: int
+    learning_rate: float
+    negatives: int
+    buffer: int
+    seed: int
 
 
 class NextItemNetwork(torch.nn.Module):
@@ -94,9 +94,9 @@ def padded(rows: Sequence[int], length: int) -> npt.NDArray[np.int64]:
 class SequenceModel:
     """The next-item model of one catalogue: scores items for sequences, learns from examples at its cadence."""
 
-    def __init__(self, catalogue: Catalogue, settings: SequenceSettings | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, settings: SequenceSettings) -> None:
         self.catalogue = catalogue
-        self.settings = settings or SequenceSettings()
+        self.settings = settings
         self.generator = torch.Generator().manual_seed(self.settings.seed)
         self.rng = np.random.default_rng(self.settings.seed)
         self.network = self._new_network(max(len(catalogue), 1024))

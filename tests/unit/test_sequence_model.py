@@ -8,7 +8,7 @@ from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.sequence_model import SequenceModel, SequenceSettings, padded
 
 SETTINGS = SequenceSettings(dim=16, length=5, train_every=32, train_steps=2, batch=64, learning_rate=0.01,
-                            negatives=64, seed=1)
+                            negatives=64, buffer=50_000, seed=1)
 
 
 def topic_catalogue(n_topics: int, per_topic: int, seed: int = 0) -> Catalogue:
