@@ -20,13 +20,13 @@ STD_FLOOR = 1e-6
 Segments = npt.NDArray[np.int64]
 
 
-def segment_sums(values: npt.NDArray[np.float64], offsets: Segments) -> npt.NDArray[np.float64]:
+def segment_sums(values: npt.NDArray[np.float32], offsets: Segments) -> npt.NDArray[np.float32]:
     """Column sums of `values` (rows × columns) per segment [offsets[b], offsets[b+1]), empty segments 0.
 
     >>> segment_sums(np.array([[1.0], [2.0], [4.0]]), np.array([0, 2, 2, 3])).ravel().tolist()
     [3.0, 0.0, 4.0]
     """
-    sums = np.zeros((len(offsets) - 1, values.shape[1]))
+    sums = np.zeros((len(offsets) - 1, values.shape[1]), values.dtype)
     lengths = np.diff(offsets)
     full = np.flatnonzero(lengths)
     if len(full):
@@ -43,18 +43,18 @@ def calibrate(
     >>> calibrate(raw, np.array([0, 3, 4]), count_factors=[0]).astype(float).round(3).tolist()
     [[-0.707, -1.225], [-0.707, 0.0], [1.414, 1.225], [0.0, 0.0]]
     """
-    x = np.asarray(raw, np.float64).copy()
+    x = np.array(raw, np.float32)
     lengths = np.diff(offsets)
     segment = np.repeat(np.arange(len(lengths)), lengths)
     if len(count_factors):
         counts = np.maximum(x[:, count_factors], 0.0)
         positive_sum = segment_sums(counts, offsets)
-        positive_n = segment_sums((counts > 0).astype(np.float64), offsets)
+        positive_n = segment_sums((counts > 0).astype(np.float32), offsets)
         mean = np.divide(positive_sum, positive_n, out=np.ones_like(positive_sum), where=positive_n > 0)
         x[:, count_factors] = np.log1p(counts / mean[segment])
-    n = np.maximum(lengths, 1)[:, None]
+    n = np.maximum(lengths, 1)[:, None].astype(np.float32)
     mean = segment_sums(x, offsets) / n
     centred = x - mean[segment]
     std = np.sqrt(segment_sums(np.square(centred), offsets) / n)
     scale = np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
-    return (centred * scale[segment]).astype(np.float32)
+    return (centred * scale[segment]).astype(np.float32, copy=False)

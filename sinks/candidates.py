@@ -70,12 +70,9 @@ def union_of(lists: FactorLists, n_users: int, n_items: int, depth: int) -> tupl
     >>> offsets.tolist(), rows.tolist(), position[:, :2].tolist()
     ([0, 2, 3, 3], [3, 7, 7], [[5, 0], [0, 5], [5, 0]])
     """
-    marked = np.zeros((n_users, n_items), bool)
-    marked[lists.users, lists.rows] = True
-    users, rows = np.nonzero(marked)  # sorted by user, then row
-    index = np.zeros((n_users, n_items), np.int64)
-    index[users, rows] = np.arange(len(users))
+    keys, index = np.unique(lists.users * n_items + lists.rows, return_inverse=True)  # sorted by user, then row
+    users, rows = np.divmod(keys, n_items)
     offsets = np.searchsorted(users, np.arange(n_users + 1))
     position = np.full((len(users), len(FACTORS)), depth, np.int32)
-    position[index[lists.users, lists.rows], lists.factors] = lists.positions
+    position[index, lists.factors] = lists.positions
     return offsets.astype(np.int64), users.astype(np.int64), rows.astype(np.int64), position

@@ -141,25 +141,26 @@ class PairCounts(ABC):
         """Counts the event of `row` after the user's previous rows (oldest first)."""
 
     @abstractmethod
-    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
-        """users × items: each user's scores from their anchors (0 where nothing was counted)."""
+    def entries(self, anchors: AnchorRows, n_items: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                                                  npt.NDArray[np.float64]]:
+        """Each anchor's contribution to each of its counted columns below `n_items`, unsummed: (the anchor's user,
+        the column, the contribution); a user's score for a column is the sum of its contributions."""
 
     def scores(
         self, anchor_rows: Sequence[int], anchor_weights: Sequence[float], n_items: int
-    ) -> npt.NDArray[np.float32]:
-        """One user's scores over the first `n_items` rows."""
+    ) -> npt.NDArray[np.float64]:
+        """One user's scores over the first `n_items` rows (0 where nothing was counted)."""
         anchors = AnchorRows(np.zeros(len(anchor_rows), np.int64), np.asarray(anchor_rows, np.int64),
                              np.asarray(anchor_weights, np.float64))
-        return self.dense_scores(anchors, 1, n_items)[0]
+        _, columns, values = self.entries(anchors, n_items)
+        return np.bincount(columns, weights=values, minlength=n_items).astype(np.float64)
 
-    def _summed(self, anchors: AnchorRows, n_users: int, n_items: int, *, by_row_total: bool) -> npt.NDArray[
-            np.float64]:
-        """Σ_j a_j · count(j, i) (over row j's total when `by_row_total`) per user, at the columns i < `n_items`."""
+    def _gathered(self, anchors: AnchorRows, n_items: int, *, by_row_total: bool) -> tuple[
+            npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """a_j · count(j, i) (over row j's total when `by_row_total`) for every anchor j and column i < `n_items`."""
         anchor, columns, values = self.counts.gather(anchors.rows, anchors.weights, by_row_total=by_row_total)
         keep = columns < n_items
-        keys = anchors.users[anchor[keep]] * n_items + columns[keep]
-        summed = np.bincount(keys, weights=values[keep], minlength=n_users * n_items).astype(np.float64)
-        return summed.reshape(n_users, n_items)
+        return anchors.users[anchor[keep]], columns[keep], values[keep]
 
 
 class CoVisitation(PairCounts):
@@ -201,11 +202,12 @@ class CoVisitation(PairCounts):
         counts[:known] = np.maximum(self.occurrences[:known], 1e-300)
         return 1.0 / np.sqrt(counts)
 
-    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
+    def entries(self, anchors: AnchorRows, n_items: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                                                  npt.NDArray[np.float64]]:
         inverse = self.inverse_norms(max(n_items, int(anchors.rows.max(initial=-1)) + 1))
         scaled = AnchorRows(anchors.users, anchors.rows, anchors.weights * inverse[anchors.rows])
-        summed = self._summed(scaled, n_users, n_items, by_row_total=False) * inverse[:n_items]
-        return summed.astype(np.float32)
+        users, columns, values = self._gathered(scaled, n_items, by_row_total=False)
+        return users, columns, values * inverse[columns]
 
 
 class Transitions(PairCounts):
@@ -224,8 +226,9 @@ class Transitions(PairCounts):
             if other != row:
                 self.counts.add(other, row, weight * self.gap_decay**gap)
 
-    def dense_scores(self, anchors: AnchorRows, n_users: int, n_items: int) -> npt.NDArray[np.float32]:
-        return self._summed(anchors, n_users, n_items, by_row_total=True).astype(np.float32)
+    def entries(self, anchors: AnchorRows, n_items: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                                                  npt.NDArray[np.float64]]:
+        return self._gathered(anchors, n_items, by_row_total=True)
 
 
 @dataclass(frozen=True)

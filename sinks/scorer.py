@@ -1,11 +1,11 @@
 """Scores a batch of users' candidates by every factor, fuses them with the users' weights, takes the top-k.
 
-For a chunk of users at a time every factor scores the whole catalogue (users × factors × items: text profiles
-and the sequence model's user vectors against the item matrices, co-visitation and transitions summed from the
-users' anchors, popularity and freshness shared); each factor lists its own `depth` best unseen items for each
-user, and the candidates are the union of those lists (`sinks.candidates`). Every factor's score at every
-candidate is calibrated over the user's candidates (`sinks.calibration`) and fused: score = Σ_f w_f · z_f, which
-splits into each factor's contribution.
+For a chunk of users at a time every factor scores the whole catalogue (factors × users × items: text
+profiles and the sequence model's user vectors against the item matrices, co-visitation and transitions
+added up from the users' anchors' counted neighbours, popularity and freshness shared); each factor lists
+its own `depth` best unseen items for each user, and the candidates are the union of those lists
+(`sinks.candidates`). Every factor's score at every candidate is calibrated over the user's candidates
+(`sinks.calibration`) and fused: score = Σ_f w_f · z_f, which splits into each factor's contribution.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ TRANSITION_ANCHORS = 5
 """Transitions are scored from the user's newest this many anchors ..."""
 TRANSITION_RECENCY = 0.6
 """... each weighted this to the power of its age (0 for the newest)."""
-SCORE_CHUNK_ELEMENTS = 1 << 24
+SCORE_CHUNK_ELEMENTS = 1 << 22
 """At most this many (user, item) scores are held at once when listing the dense factors' top items."""
-PAIR_FACTORS = (Factor.COVISIT, Factor.TRANSITION)
+TEXT_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY)
+"""The factors scored by the user's text profiles, first in the factor order."""
 PERSONAL_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY, Factor.COVISIT, Factor.TRANSITION,
                     Factor.SEQUENCE)
 """The factors each user scores differently, first in the factor order; popularity and freshness follow."""
@@ -147,8 +148,9 @@ class CatalogueScorer:
         first_seen = self.catalogue.first_seen()
         return np.exp(-np.maximum(now - first_seen, 0).astype(np.float64) * math.log(2) / self.freshness_half_life_ms)
 
-    def catalogue_scores(self, inputs: RankingInputs) -> Iterator[tuple[slice, torch.Tensor]]:
-        """users × personal factors × items raw scores, a chunk of users at a time (with the chunk's users)."""
+    def catalogue_scores(self, inputs: RankingInputs) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+        """Personal factors × users × items raw scores, a chunk of users at a time, with the chunk's users and
+        which of their factors vary over the items (factors × users; a zero text profile scores 0 everywhere)."""
         n_items = len(self.catalogue)
         device = self.catalogue.device
         covisit_anchors, transition_anchors = self.anchor_rows(inputs.anchors)
@@ -156,37 +158,49 @@ class CatalogueScorer:
         for start in range(0, len(inputs), chunk):
             users = slice(start, min(start + chunk, len(inputs)))
             count = users.stop - users.start
-            scores = torch.zeros((count, len(PERSONAL_FACTORS), n_items), device=device)
-            profiles = inputs.profiles[users]
-            case, text = np.nonzero(np.abs(profiles).sum(axis=2) > 0)  # a zero profile scores 0 everywhere
-            if len(case):
-                vectors = torch.from_numpy(profiles[case, text]).to(device)
-                scores[torch.from_numpy(case), torch.from_numpy(text)] = vectors @ self.catalogue.matrix.T
-            scores[:, Factor.SEQUENCE] = self.sequence.scores(inputs.sequence[users])
-            for factor, counts, anchors in ((Factor.COVISIT, self.covisitation, covisit_anchors),
-                                            (Factor.TRANSITION, self.transitions, transition_anchors)):
+            scores = torch.empty((len(PERSONAL_FACTORS), count, n_items), device=device)
+            profiles = np.ascontiguousarray(inputs.profiles[users].transpose(1, 0, 2))  # text factors × users × dim
+            torch.matmul(torch.from_numpy(profiles).to(device), self.catalogue.matrix.T,
+                         out=scores[: len(TEXT_FACTORS)])
+            self.sequence.scores(inputs.sequence[users], out=scores[Factor.SEQUENCE])
+            pairs = scores[Factor.COVISIT : Factor.TRANSITION + 1]
+            pairs.zero_()
+            for offset, (counts, anchors) in enumerate(((self.covisitation, covisit_anchors),
+                                                        (self.transitions, transition_anchors))):
                 mine = (anchors.users >= users.start) & (anchors.users < users.stop)
                 part = AnchorRows(anchors.users[mine] - users.start, anchors.rows[mine], anchors.weights[mine])
-                scores[:, factor] = torch.from_numpy(counts.dense_scores(part, count, n_items)).to(device)
-            yield users, scores
+                user, column, value = counts.entries(part, n_items)
+                place = (offset * count + user) * n_items + column
+                pairs.view(-1).index_add_(0, torch.from_numpy(place).to(device),
+                                          torch.from_numpy(value.astype(np.float32)).to(device))
+            varies = torch.ones((len(PERSONAL_FACTORS), count), dtype=torch.bool)
+            varies[: len(TEXT_FACTORS)] = torch.from_numpy(np.abs(profiles).sum(axis=2) > 0)
+            yield users, scores, varies.to(device)
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """Popularity and freshness of every item now (2 × items): the same for every user."""
         return np.stack([self.popularity.at(np.arange(len(self.catalogue))), self.freshness(now)])
 
-    def _shared_lists(self, shared: npt.NDArray[np.float64], count: int, seen_users: IntArray,
-                      seen_rows: IntArray) -> FactorLists:
-        """The shared factors' best unseen items for each of a chunk's `count` users (nothing from a constant one);
-        `seen_users` (in the chunk) and `seen_rows` are what each has seen."""
-        n_items = len(self.catalogue)
-        most_seen = int(np.bincount(seen_users).max(initial=0)) if len(seen_users) else 0
-        parts = []
+    def _shared_best(self, shared: npt.NDArray[np.float64], most_seen: int) -> list[tuple[int, IntArray]]:
+        """Each varying shared factor's best `depth` + `most_seen` rows, best first (popularity's only those acted
+        on); a constant factor lists nothing (popularity before any interaction, freshness over an undated
+        catalogue)."""
+        lists = []
         for offset, scores in enumerate(shared):
             if not len(scores) or scores.max() == scores.min():
-                continue  # constant: popularity before any interaction, freshness over an undated catalogue
+                continue
+            factor = len(PERSONAL_FACTORS) + offset
             best = np.argsort(-scores, kind="stable")[: self.depth + most_seen]
-            if len(PERSONAL_FACTORS) + offset in COUNT_FACTORS:
-                best = best[scores[best] > 0]  # popularity lists what was acted on
+            lists.append((factor, best[scores[best] > 0] if factor in COUNT_FACTORS else best))
+        return lists
+
+    def _shared_lists(self, best_rows: Sequence[tuple[int, IntArray]], count: int, seen_users: IntArray,
+                      seen_rows: IntArray) -> FactorLists:
+        """The shared factors' best unseen items for each of a chunk's `count` users from their best rows;
+        `seen_users` (in the chunk) and `seen_rows` are what each has seen."""
+        n_items = len(self.catalogue)
+        parts = []
+        for factor, best in best_rows:
             place = np.full(n_items, -1, np.int64)
             place[best] = np.arange(len(best))
             unseen = np.ones((count, len(best)), bool)
@@ -195,8 +209,7 @@ class CatalogueScorer:
             position = np.cumsum(unseen, axis=1) - 1
             listed = unseen & (position < self.depth)
             user, slot = np.nonzero(listed)
-            parts.append(FactorLists(user, best[slot], np.full(len(user), len(PERSONAL_FACTORS) + offset, np.int64),
-                                     position[user, slot]))
+            parts.append(FactorLists(user, best[slot], np.full(len(user), factor, np.int64), position[user, slot]))
         return FactorLists.concat(parts)
 
     def candidates(self, inputs: RankingInputs) -> CandidateBatch:
@@ -204,27 +217,29 @@ class CatalogueScorer:
         n_items = len(self.catalogue)
         depth = min(self.depth, n_items)
         shared = self.shared_scores(inputs.now)
-        parts = []
-        for users, scores in self.catalogue_scores(inputs):
+        most_seen = int(np.bincount(inputs.seen_users).max(initial=0)) if len(inputs.seen_users) else 0
+        shared_best = self._shared_best(shared, most_seen)
+        parts, done = [], 0
+        for users, scores, varies in self.catalogue_scores(inputs):
             count = users.stop - users.start
-            varies = (scores.amax(dim=2) > scores.amin(dim=2)).unsqueeze(2)  # a zero profile lists nothing
             mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
             seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
-            scores[torch.from_numpy(seen_users), :, torch.from_numpy(seen_rows)] = -math.inf
-            values, rows = scores.topk(depth, dim=2)  # users × personal factors × depth
-            usable = torch.isfinite(values) & varies
-            counted = list(PAIR_FACTORS)
-            usable[:, counted] &= values[:, counted] > 0  # co-visitation and transitions list what they counted
-            user, factor, position = (x.numpy() for x in torch.nonzero(usable.cpu(), as_tuple=True))
-            lists = FactorLists.concat([FactorLists(user, rows.cpu().numpy()[user, factor, position], factor, position),
-                                        self._shared_lists(shared, count, seen_users, seen_rows)])
+            scores[:, torch.from_numpy(seen_users), torch.from_numpy(seen_rows)] = -math.inf
+            values, rows = scores.topk(depth, dim=2)  # personal factors × users × depth
+            usable = torch.isfinite(values) & varies.unsqueeze(2)  # a zero profile lists nothing
+            pairs = slice(Factor.COVISIT, Factor.TRANSITION + 1)
+            usable[pairs] &= values[pairs] > 0  # co-visitation and transitions list what they counted
+            factor, user, position = (x.numpy() for x in torch.nonzero(usable.cpu(), as_tuple=True))
+            lists = FactorLists.concat([FactorLists(user, rows.cpu().numpy()[factor, user, position], factor, position),
+                                        self._shared_lists(shared_best, count, seen_users, seen_rows)])
             offsets, cand_users, cand_rows, list_position = union_of(lists, count, n_items, depth)
             raw = np.empty((len(cand_rows), len(FACTORS)), np.float32)
-            raw[:, : len(PERSONAL_FACTORS)] = scores[torch.from_numpy(cand_users), :,
-                                                     torch.from_numpy(cand_rows)].cpu().numpy()
+            raw[:, : len(PERSONAL_FACTORS)] = scores[:, torch.from_numpy(cand_users),
+                                                     torch.from_numpy(cand_rows)].T.cpu().numpy()
             raw[:, len(PERSONAL_FACTORS) :] = shared[:, cand_rows].T
-            parts.append((offsets, cand_users + users.start, cand_rows, list_position, raw))
-        offsets = np.concatenate([[0]] + [p[0][1:] + sum(len(q[1]) for q in parts[:n]) for n, p in enumerate(parts)])
+            parts.append((offsets[1:] + done, cand_users + users.start, cand_rows, list_position, raw))
+            done += len(cand_rows)
+        offsets = np.concatenate([np.zeros(1, np.int64)] + [p[0] for p in parts])
         users_flat, rows_flat, positions, raw = (np.concatenate([p[i] for p in parts]) for i in (1, 2, 3, 4))
         return CandidateBatch(offsets.astype(np.int64), users_flat, rows_flat, positions, raw,
                               calibrate(raw, offsets, [int(f) for f in COUNT_FACTORS]))
@@ -293,7 +308,7 @@ def fused_top_k(batch: CandidateBatch, weights: npt.NDArray[np.float32], k: int)
     n_users = len(batch)
     contributions = batch.calibrated * weights[batch.users]
     fused = contributions.sum(axis=1)
-    order = np.lexsort((-fused, batch.users))
+    order = best_first_by_user(batch.users, fused)
     position = np.arange(len(order)) - batch.offsets[batch.users[order]]
     top = order[position < k]
     slot = position[position < k]
@@ -305,3 +320,16 @@ def fused_top_k(batch: CandidateBatch, weights: npt.NDArray[np.float32], k: int)
     rows[users, slot] = batch.rows[top]
     parts[users, :, slot] = contributions[top]
     return TopK(scores, rows, parts)
+
+
+def best_first_by_user(users: IntArray, scores: npt.NDArray[np.float32]) -> IntArray:
+    """The order that sorts by user, then by score from the highest, ties in their given order: one stable sort of
+    a 64-bit key (the user above the score's bits mapped to an order-reversing unsigned integer).
+
+    >>> best_first_by_user(np.array([0, 0, 1, 1, 1]), np.array([1.0, 2.0, -1.0, 0.0, -0.0], np.float32)).tolist()
+    [1, 0, 3, 4, 2]
+    """
+    bits = (scores.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # + 0.0 makes −0.0 equal to 0.0
+    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(1 << 31))
+    key = (users.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+    return np.argsort(key, kind="stable")

@@ -158,12 +158,13 @@ class SequenceModel:
             vectors = self.network.user_vectors(self._inputs(prefixes, self.item_table()))
         return vectors.cpu().numpy()
 
-    def scores(self, user_vectors: npt.NDArray[np.float32]) -> torch.Tensor:
-        """users × items: the next-item logits of each user vector."""
+    def scores(self, user_vectors: npt.NDArray[np.float32], out: torch.Tensor | None = None) -> torch.Tensor:
+        """users × items: the next-item logits of each user vector (written into `out` when given)."""
         table = self.item_table()
         with torch.no_grad():
             bias = self.network.item_bias[: len(table)]
-            return torch.from_numpy(user_vectors).to(table.device) @ table.T + bias
+            users = torch.from_numpy(user_vectors).to(table.device)
+            return torch.addmm(bias, users, table.T) if out is None else torch.addmm(bias, users, table.T, out=out)
 
     def learn(self, previous_rows: Sequence[int], row: int) -> int:
         """Adds the example (previous rows → row); trains when due. Returns the steps taken."""
