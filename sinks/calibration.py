@@ -4,7 +4,7 @@ A sparse count score (co-visitation, transitions, popularity) has a long tail: o
 many standard deviations above the rest while dense cosines top out at a few, so fused as they are the fused list
 is the sparse factor's list. Counts are first put on a log scale relative to their mean among the user's
 candidates that have any (log1p(s / mean)), then every factor is z-scored over the user's candidates; a factor
-constant over them is 0 everywhere.
+constant over them (its highest score equal to its lowest) is 0 everywhere.
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ def segment_sums(values: npt.NDArray[np.float32], offsets: Segments) -> npt.NDAr
     return sums
 
 
+def segment_constant(values: npt.NDArray[np.float32], offsets: Segments) -> npt.NDArray[np.bool_]:
+    """Per segment and column, whether every value is the same (empty segments are constant).
+
+    >>> segment_constant(np.array([[1.0, 1.0], [1.0, 2.0], [4.0, 4.0]]), np.array([0, 2, 2, 3])).tolist()
+    [[True, False], [True, True], [True, True]]
+    """
+    constant = np.ones((len(offsets) - 1, values.shape[1]), bool)
+    full = np.flatnonzero(np.diff(offsets))
+    if len(full):
+        starts = offsets[full]
+        constant[full] = np.maximum.reduceat(values, starts, axis=0) == np.minimum.reduceat(values, starts, axis=0)
+    return constant
+
+
 def calibrate(
     raw: npt.NDArray[np.floating], offsets: Segments, count_factors: Sequence[int]
 ) -> npt.NDArray[np.float32]:
@@ -56,5 +70,6 @@ def calibrate(
     mean = segment_sums(x, offsets) / n
     centred = x - mean[segment]
     std = np.sqrt(segment_sums(np.square(centred), offsets) / n)
-    scale = np.where(std > STD_FLOOR, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
+    varies = (std > STD_FLOOR) & ~segment_constant(x, offsets)
+    scale = np.where(varies, 1.0 / np.maximum(std, STD_FLOOR), 0.0)
     return (centred * scale[segment]).astype(np.float32, copy=False)

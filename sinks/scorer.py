@@ -30,7 +30,7 @@ from sinks.recommendation import RecommendedItem, UserRecommendation
 from sinks.sequence_model import SequenceModel
 from weighting.config import DAY_MS
 from weighting.context import FactorEvidence
-from weighting.factors import COUNT_FACTORS, FACTORS, Factor
+from weighting.factors import COUNT_FACTORS, FACTORS, TEXT_FACTORS, Factor
 from weighting.weight_update import Anchor, WeightUpdate
 
 REASON_ANCHORS = 10
@@ -40,9 +40,7 @@ TRANSITION_ANCHORS = 5
 TRANSITION_RECENCY = 0.6
 """... each weighted this to the power of its age (0 for the newest)."""
 SCORE_CHUNK_ELEMENTS = 1 << 22
-"""At most this many (user, item) scores are held at once when listing the dense factors' top items."""
-TEXT_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY)
-"""The factors scored by the user's text profiles, first in the factor order."""
+"""At most this many (factor, user, item) scores are held at once when listing the personal factors' top items."""
 PERSONAL_FACTORS = (Factor.SHORT_TERM, Factor.LONG_TERM, Factor.QUERY, Factor.COVISIT, Factor.TRANSITION,
                     Factor.SEQUENCE)
 """The factors each user scores differently, first in the factor order; popularity and freshness follow."""
@@ -150,7 +148,8 @@ class CatalogueScorer:
 
     def catalogue_scores(self, inputs: RankingInputs) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         """Personal factors × users × items raw scores, a chunk of users at a time, with the chunk's users and
-        which of their factors vary over the items (factors × users; a zero text profile scores 0 everywhere)."""
+        which of their factors vary over the items (factors × users; a zero text profile does not). The
+        pair factors' contributions are summed in float64."""
         n_items = len(self.catalogue)
         device = self.catalogue.device
         covisit_anchors, transition_anchors = self.anchor_rows(inputs.anchors)
@@ -163,19 +162,16 @@ class CatalogueScorer:
             torch.matmul(torch.from_numpy(profiles).to(device), self.catalogue.matrix.T,
                          out=scores[: len(TEXT_FACTORS)])
             self.sequence.scores(inputs.sequence[users], out=scores[Factor.SEQUENCE])
-            pairs = scores[Factor.COVISIT : Factor.TRANSITION + 1]
-            pairs.zero_()
+            sums = torch.zeros(2 * count * n_items, dtype=torch.float64, device=device)
             for offset, (counts, anchors) in enumerate(((self.covisitation, covisit_anchors),
                                                         (self.transitions, transition_anchors))):
                 mine = (anchors.users >= users.start) & (anchors.users < users.stop)
                 part = AnchorRows(anchors.users[mine] - users.start, anchors.rows[mine], anchors.weights[mine])
                 user, column, value = counts.entries(part, n_items)
                 place = (offset * count + user) * n_items + column
-                pairs.view(-1).index_add_(0, torch.from_numpy(place).to(device),
-                                          torch.from_numpy(value.astype(np.float32)).to(device))
-            varies = torch.ones((len(PERSONAL_FACTORS), count), dtype=torch.bool)
-            varies[: len(TEXT_FACTORS)] = torch.from_numpy(np.abs(profiles).sum(axis=2) > 0)
-            yield users, scores, varies.to(device)
+                sums.index_add_(0, torch.from_numpy(place).to(device), torch.from_numpy(value).to(device))
+            scores[Factor.COVISIT : Factor.TRANSITION + 1].view(-1).copy_(sums)
+            yield users, scores, scores.amax(dim=2) > scores.amin(dim=2)
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """Popularity and freshness of every item now (2 × items): the same for every user."""

@@ -179,6 +179,16 @@ def test_candidates_are_every_factors_top_unseen_items_and_fused_as_calibrated()
     assert searched >= 3  # the query factor was exercised
 
 
+def test_a_factor_constant_over_a_users_candidates_calibrates_to_exactly_zero() -> None:
+    rng = np.random.default_rng(3)
+    raw = np.stack([np.full(300, 17.3, np.float32), rng.normal(size=300).astype(np.float32)], axis=1)
+    raw = np.concatenate([raw, np.array([[2.0, 1.0], [4.0, 3.0]], np.float32)])
+    calibrated = calibrate(raw, np.array([0, 300, 302]), count_factors=[])
+    assert not calibrated[:300, 0].any()
+    assert calibrated[:300, 1].std() == pytest.approx(1.0, abs=1e-5)
+    assert calibrated[300:].tolist() == [[-1.0, -1.0], [1.0, 1.0]]
+
+
 def test_feedback_steps_the_residual_and_the_prior_along_the_judged_rankings_gradient() -> None:
     model = OnlineModel(small_catalogue())
     config = model.config
