@@ -33,9 +33,6 @@ class Catalogue:
         self._matrix: torch.Tensor | None = None
         self._first_seen: npt.NDArray[np.int64] | None = None
         self._undated = False
-        self._sum = np.zeros(dim)
-        self._gram = np.zeros((dim, dim))
-        self._moments: tuple[torch.Tensor, torch.Tensor] | None = None
         self.replacements = 0
         """How many times a known item's vector was replaced (an index over the rows must then be rebuilt)."""
 
@@ -57,22 +54,13 @@ class Catalogue:
             else:
                 self.items[row] = CatalogueItem(item.item_id, item.title, item.tags, self.items[row].ts)
                 if not np.array_equal(self._vectors[row], vectors[item.item_id]):
-                    self._add_moments(self._vectors[row : row + 1], -1.0)
                     self._vectors[row] = vectors[item.item_id]
-                    self._add_moments(self._vectors[row : row + 1], 1.0)
                     self.replacements += 1
         if new_rows:
             added = np.stack(new_rows).astype(np.float32)
             self._vectors = np.concatenate([self._vectors, added])
-            self._add_moments(added, 1.0)
         self._matrix = None
         self._first_seen = None
-        self._moments = None
-
-    def _add_moments(self, rows: npt.NDArray[np.float32], sign: float) -> None:
-        wide = rows.astype(np.float64)
-        self._sum += sign * wide.sum(axis=0)
-        self._gram += sign * (wide.T @ wide)
 
     def rows_of(self, item_ids: Iterable[str], count: int) -> npt.NDArray[np.int64]:
         """The rows of `count` item ids, −1 for an id not in the catalogue (one C-level lookup per id)."""
@@ -91,21 +79,6 @@ class Catalogue:
         if self._matrix is None:
             self._matrix = torch.from_numpy(self._vectors).to(self.device)
         return self._matrix
-
-    @property
-    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean item vector and the (unbiased) covariance of the item vectors, kept up to date by `upsert`.
-
-        With them the mean and variance of `matrix @ u` over the catalogue are `mean @ u` and `u @ cov @ u`,
-        without scoring every item.
-        """
-        if self._moments is None:
-            n = len(self.items)
-            mean = self._sum / max(n, 1)
-            cov = (self._gram - n * np.outer(mean, mean)) / max(n - 1, 1)
-            self._moments = (torch.from_numpy(mean).float().to(self.device),
-                             torch.from_numpy(cov).float().to(self.device))
-        return self._moments
 
     def first_seen(self) -> npt.NDArray[np.int64]:
         """When each row entered the catalogue (ms)."""
