@@ -26,8 +26,9 @@ from bench.model_floor import FeedbackWork, product_seconds
 from bench.pipeline import backlog_events
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel
+from sinks.shared_increments import SharedIncrement
 from streams.agent_support import f16_text
-from streams.agents import apply_windows
+from streams.agents import apply_windows, weight_updates
 from streams.app import runtime, settings
 from streams.dead_letter import SourcePosition
 from streams.events import BehaviorEvent, Item
@@ -68,10 +69,12 @@ def run(windows: Sequence[tuple[str, dict]], batch: int) -> tuple[Counter[str], 
     for start in range(0, len(windows), batch):
         chunk = windows[start : start + batch]
         began = time.perf_counter()
-        states, updates, applied = apply_windows({user: stored.get(user) for user, _ in chunk}, chunk)
+        applied = apply_windows({user: stored.get(user) for user, _ in chunk}, chunk)
+        runtime.model.fold(SharedIncrement.from_json(increment.to_json()) for increment in applied.increments)
+        updates = weight_updates(applied)
         learned = time.perf_counter()
         for user_id, update in updates.items():
-            stored[user_id] = states[user_id].to_bytes()
+            stored[user_id] = applied.states[user_id].to_bytes()
             update.to_json()
         written = time.perf_counter()
         recommendations = runtime.model.recommend(list(updates.values()), settings.top_k)
@@ -80,10 +83,11 @@ def run(windows: Sequence[tuple[str, dict]], batch: int) -> tuple[Counter[str], 
             orjson.dumps(recommendation.to_dict())
         done = time.perf_counter()
         lists += len(recommendations)
-        for phase, (a, b) in {"learn": (began, learned), "write states and updates": (learned, written),
-                              "rank": (written, ranked), "serialise lists": (ranked, done)}.items():
+        phases = {"learn, fold the shared log": (began, learned), "write states and updates": (learned, written),
+                  "rank": (written, ranked), "serialise lists": (ranked, done)}
+        for phase, (a, b) in phases.items():
             seconds[phase] += b - a
-        assert applied == sum(len(payload["events"]) for _, payload in chunk)
+        assert applied.applied == sum(len(payload["events"]) for _, payload in chunk)
     return seconds, lists
 
 

@@ -175,8 +175,8 @@ def replay(
                 counts_before.setdefault(event.event_id, item_counts[event.item_id])
                 item_counts[event.item_id] += 1
         judgements: list[Judgement] = []
-        changed, _ = model.learn_batch(states, [UserEvent(e.user_id, e.profile_event()) for e in block], judgements)
-        states.update(changed)
+        learned = model.learn_and_fold(states, [UserEvent(e.user_id, e.profile_event()) for e in block], judgements)
+        states.update(learned.states)
         for judgement in judgements:
             index = position[judgement.event_id]
             if judgement.user_id in history:

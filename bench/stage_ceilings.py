@@ -125,8 +125,7 @@ def weighting_ceiling(n_items: int, n_events: int, batch: int) -> None:
         model, states = OnlineModel(catalogue), {}
         started = time.perf_counter()
         for start in range(0, n_events, size):
-            changed, _ = model.learn_batch(states, events[start : start + size])
-            states.update(changed)
+            states.update(model.learn_and_fold(states, events[start : start + size]).states)
         return (time.perf_counter() - started) / n_events
 
     single, batched = learn(1), learn(batch)

@@ -26,6 +26,10 @@ class FedEvents:
         self._order: deque[int] = deque()
         self._known: set[int] = set()
 
+    def knows(self, fingerprint: int) -> bool:
+        """Whether `fingerprint` is among the last `capacity` recorded (nothing is recorded)."""
+        return fingerprint in self._known
+
     def first_time(self, fingerprint: int) -> bool:
         """Records `fingerprint`; False when it is among the last `capacity` recorded."""
         if fingerprint in self._known:

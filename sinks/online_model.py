@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
 from sinks.scorer import CatalogueScorer, RankingInputs
 from sinks.sequence_model import SequenceModel, SequenceSettings
+from sinks.shared_increments import JudgedContext, SharedIncrement
 from weighting.config import WeightingConfig
 from weighting.context import CONTEXT_FEATURES, Context, user_context
 from weighting.context_weights import ContextWeights, residual_step
@@ -56,6 +58,15 @@ class Judgement:
     """Whether the event says the user wanted the item (a skip does not)."""
     item_count: float
     """How often the item had been acted on before (decayed popularity count)."""
+
+
+class LearnedBatch(NamedTuple):
+    """What `OnlineModel.learn_batch` gives back: the new state of every user whose state changed, how many events
+    were applied, and what they teach the shared signals (to be folded, here or on every worker)."""
+
+    states: dict[str, UserState]
+    applied: int
+    increments: list[SharedIncrement]
 
 
 @dataclass(frozen=True)
@@ -127,55 +138,101 @@ class OnlineModel:
             long_term=long_term, query=query, sequence=sequence, anchors=anchors, seen=state.seen, context=context,
         )
 
-    def _served(self, state: UserState, residual: Weights, now_ts: int,
-                anchors: Sequence[Anchor]) -> tuple[Context, Context, Weights]:
-        """The user's context at `now_ts`, standardised, and the weights in effect for it with `residual`."""
+    def _served(self, state: UserState, residual: Weights, now_ts: int, anchors: Sequence[Anchor],
+                weights: ContextWeights | None = None) -> tuple[Context, Context, Weights]:
+        """The user's context at `now_ts`, standardised, and the weights in effect for it with `residual` (by
+        `weights`, the model's own prior and context map unless given)."""
+        prior = weights or self.weights
         context = user_context(state, self.config, now_ts, self.scorer.evidence(anchors))
-        standardised = self.weights.standardised(context)
-        weights = in_effect(self.weights.weights(residual, standardised),
-                            query_presence(state, self.config, now_ts), self.scorer.constant_shared())
-        return context, standardised, weights
+        standardised = prior.standardised(context)
+        served = in_effect(prior.weights(residual, standardised),
+                           query_presence(state, self.config, now_ts), self.scorer.constant_shared())
+        return context, standardised, served
 
     def learn(
         self, user_id: str, state: UserState, event: ProfileEvent, query_vector: Vector | None = None
     ) -> UserState:
-        """Applies one event; `learn_batch` with a single event."""
-        states, _ = self.learn_batch({user_id: state}, [UserEvent(user_id, event, query_vector)])
-        return states.get(user_id, state)
+        """Applies one event and folds what it teaches the shared signals at once."""
+        learned = self.learn_and_fold({user_id: state}, [UserEvent(user_id, event, query_vector)])
+        return learned.states.get(user_id, state)
+
+    def learn_and_fold(
+        self, states: Mapping[str, UserState], events: Sequence[UserEvent], judgements: list[Judgement] | None = None
+    ) -> LearnedBatch:
+        """`learn_batch`, then `fold` of its increments: one worker that is the only writer of its shared signals
+        (the replay; the live worker folds what every worker wrote, in the shared log's order)."""
+        learned = self.learn_batch(states, events, judgements)
+        self.fold(learned.increments)
+        return learned
 
     def learn_batch(
         self, states: Mapping[str, UserState], events: Sequence[UserEvent], judgements: list[Judgement] | None = None
-    ) -> tuple[dict[str, UserState], int]:
-        """Applies events in order; returns the new state of every user whose state changed, and how many events
-        were applied (already-applied event ids are skipped). With `judgements`, appends each feedback event's.
+    ) -> LearnedBatch:
+        """Applies events in order to their users' states (already-applied event ids are skipped) and returns the
+        new states with each applied item event's `SharedIncrement`; the shared signals stay as they are until the
+        increments are folded (`fold`). With `judgements`, appends each feedback event's.
 
         Each feedback event judges the weights by the fused ranking the user had just before it
-        (`weighting.fusion_learning`): the user's residual, the prior and the context map take a step, in event
-        order. The rankings are computed at once for the batch, from each user's own state just before the event
-        and the shared signals (counts, sequence model) as they were when the batch began; the batch's
-        consumptions are then added to the counts, and the sequence model learns them.
+        (`weighting.fusion_learning`): the user's residual takes a step, and so do the prior and the context map of
+        the batch (a copy: their steps travel in the increments), in event order. The rankings are computed at once
+        for the batch, from each user's own state just before the event and the shared signals as they were when
+        the batch began.
         """
         steps, current = self._steps(states, events)
-        judged = [step for step in steps if step.feedback]
-        inputs = self._inputs([step.before for step in judged], [step.event.ts for step in judged])
+        judged = [n for n, step in enumerate(steps) if step.feedback]
+        inputs = self._inputs([steps[n].before for n in judged], [steps[n].event.ts for n in judged])
         candidates = self.scorer.candidates(inputs) if judged else None
         learned = {user_id: (state.log_weights, state.n_feedback) for user_id, state in current.items()}
-        fed = [self.fed.first_time(event_fingerprint(step.event.event_id)) if step.row is not None else False
-               for step in steps]
-        first_times = iter(first for step, first in zip(steps, fed, strict=True) if step.feedback)
-        for case, step in enumerate(judged):
+        prior = copy.deepcopy(self.weights)
+        parts: dict[int, JudgedContext] = {}
+        for case, n in enumerate(judged):
             assert candidates is not None
-            learned[step.user_id] = self._feedback(step, learned[step.user_id], candidates.of_user(case),
-                                                   inputs.anchors[case], first_time=next(first_times),
-                                                   judgements=judgements)
-        for step, first_time in zip(steps, fed, strict=True):
-            if first_time:
-                self._add_to_shared_signals(step)
+            step = steps[n]
+            first_time = not self.fed.knows(event_fingerprint(step.event.event_id))
+            learned[step.user_id], part = self._feedback(step, learned[step.user_id], candidates.of_user(case),
+                                                         inputs.anchors[case], prior, first_time=first_time,
+                                                         judgements=judgements)
+            if part is not None:
+                parts[n] = part
+        increments = [self._increment(step, parts.get(n)) for n, step in enumerate(steps) if step.row is not None]
         new_states = {
             user_id: replace(state, log_weights=learned[user_id][0], n_feedback=learned[user_id][1])
             for user_id, state in current.items()
         }
-        return new_states, len(steps)
+        return LearnedBatch(new_states, len(steps), increments)
+
+    def _increment(self, step: _Step, judged: JudgedContext | None) -> SharedIncrement:
+        assert step.event.item_id is not None
+        return SharedIncrement(
+            event_fingerprint(step.event.event_id), step.event.item_id, step.event.ts,
+            self.config.strengths.interaction(step.event.kind, step.strength),
+            tuple(self.catalogue.items[row].item_id for row in self.positive_rows(step.before)), judged,
+        )
+
+    def fold(self, increments: Iterable[SharedIncrement]) -> int:
+        """Adds increments to the shared signals in order, each event once (`FedEvents`): its context to the
+        context moments and its gradient to the prior and context map, and a consumption to popularity,
+        co-visitation, transitions and the sequence model's examples. Returns how many were new."""
+        index, new = self.catalogue.index, 0
+        for increment in increments:
+            if not self.fed.first_time(increment.fingerprint):
+                continue
+            new += 1
+            judged = increment.judged
+            if judged is not None:
+                self.weights.observe(judged.context)
+                if judged.gradient is not None:
+                    self.weights.step(judged.gradient, judged.standardised)
+            row = index.get(increment.item_id)
+            if increment.amount <= 0 or row is None:
+                continue
+            previous = [index[item_id] for item_id in increment.previous if item_id in index]
+            ts, scorer = increment.ts, self.scorer
+            scorer.popularity.add(row, increment.amount, ts)
+            scorer.covisitation.add(row, previous, increment.amount, ts)
+            scorer.transitions.add(row, previous, increment.amount, ts)
+            self.sequence.learn(previous, row)
+        return new
 
     def _steps(self, states: Mapping[str, UserState], events: Sequence[UserEvent]) -> tuple[list[_Step],
                                                                                            dict[str, UserState]]:
@@ -214,15 +271,16 @@ class OnlineModel:
         return RankingInputs(profiles, sequence, anchors, users, rows, max(times, default=0))
 
     def _feedback(
-        self, step: _Step, learned: tuple[Weights, int], batch: CandidateBatch, anchors: Sequence[Anchor], *,
-        first_time: bool, judgements: list[Judgement] | None,
-    ) -> tuple[Weights, int]:
+        self, step: _Step, learned: tuple[Weights, int], batch: CandidateBatch, anchors: Sequence[Anchor],
+        prior: ContextWeights, *, first_time: bool, judgements: list[Judgement] | None,
+    ) -> tuple[tuple[Weights, int], JudgedContext | None]:
         """Judges one feedback event by the user's candidates just before it (`batch`, of one user) and the weights
-        served then; steps the user's residual, and the prior and context map the first time the event is fed."""
+        served then by `prior`; steps the user's residual, and `prior` the first time the event is fed (that step
+        is returned, for the shared signals)."""
         assert step.row is not None
         config = self.config
         residual, n_feedback = learned
-        context, standardised, weights = self._served(step.before, residual, step.event.ts, anchors)
+        context, standardised, weights = self._served(step.before, residual, step.event.ts, anchors, prior)
         found = int(np.searchsorted(batch.rows, step.row))
         target = found if found < len(batch.rows) and batch.rows[found] == step.row else -1
         wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
@@ -231,28 +289,15 @@ class OnlineModel:
             judgements.append(Judgement(step.user_id, step.event.event_id, batch, target, weights, context,
                                         standardised, wanted, count))
         if first_time:
-            self.weights.observe(context)
+            prior.observe(context)
         if target < 0:
-            return residual, n_feedback + 1
+            return (residual, n_feedback + 1), JudgedContext(context, standardised, None) if first_time else None
         gradient = feedback_gradient(batch.calibrated, weights, target, config.fusion_sharpness, wanted)
         if first_time:
-            self.weights.step(gradient, standardised)
-        return residual_step(residual, gradient, config.learning_rate, config.user_shrinkage,
-                             USER_LOG_WEIGHT_BOUND), n_feedback + 1
-
-    def _add_to_shared_signals(self, step: _Step) -> None:
-        """Counts a consumption in popularity, co-visitation and transitions, and gives it to the sequence model as
-        an example (an event that is no consumption counts nowhere)."""
-        assert step.row is not None
-        amount = self.config.strengths.interaction(step.event.kind, step.strength)
-        if amount <= 0:
-            return
-        previous = self.positive_rows(step.before)
-        ts = step.event.ts
-        self.scorer.popularity.add(step.row, amount, ts)
-        self.scorer.covisitation.add(step.row, previous, amount, ts)
-        self.scorer.transitions.add(step.row, previous, amount, ts)
-        self.sequence.learn(previous, step.row)
+            prior.step(gradient, standardised)
+        stepped = residual_step(residual, gradient, config.learning_rate, config.user_shrinkage,
+                                USER_LOG_WEIGHT_BOUND)
+        return (stepped, n_feedback + 1), JudgedContext(context, standardised, gradient) if first_time else None
 
     def recommend(self, updates: Sequence[WeightUpdate], k: int) -> list[UserRecommendation]:
         return self.scorer.rank(updates, k)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -50,6 +51,9 @@ class SharedSignals:
     """The sequence model's own bytes (`SequenceModel.to_bytes`)."""
     fed_events: npt.NDArray[np.int64]
     fed_total: int
+    log_partitions: npt.NDArray[np.int64]
+    log_offsets: npt.NDArray[np.int64]
+    """Per partition of the shared log, the next offset to fold: what these signals hold up to."""
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -63,8 +67,9 @@ class SharedSignals:
             return cls(**{spec.name: archive[spec.name] for spec in fields(cls)})
 
 
-def shared_snapshot(model: OnlineModel) -> bytes:
-    """The shared signals of `model` (call it where they are updated, so that it sees them whole)."""
+def shared_snapshot(model: OnlineModel, log_offsets: Mapping[int, int]) -> bytes:
+    """The shared signals of `model`, folded up to `log_offsets` (call it where they are updated, so that it sees
+    them whole)."""
     scorer, weights = model.scorer, model.weights
     covisit_rows, covisit_columns, covisit_values = scorer.covisitation.counts.pairs()
     transition_rows, transition_columns, transition_values = scorer.transitions.counts.pairs()
@@ -97,12 +102,15 @@ def shared_snapshot(model: OnlineModel) -> bytes:
         sequence_model=np.frombuffer(model.sequence.to_bytes(), np.uint8),
         fed_events=model.fed.to_array(),
         fed_total=model.fed.total,
+        log_partitions=np.array(sorted(log_offsets), dtype=np.int64),
+        log_offsets=np.array([log_offsets[p] for p in sorted(log_offsets)], dtype=np.int64),
     ).to_bytes()
 
 
-def restore_shared(model: OnlineModel, raw: bytes) -> int:
+def restore_shared(model: OnlineModel, raw: bytes) -> tuple[int, dict[int, int]]:
     """Loads a snapshot into `model`, whose shared signals must still be empty, mapping items to its catalogue's
-    rows (counts of items it does not have are left out). Returns how many co-visitation pairs were restored."""
+    rows (counts of items it does not have are left out). Returns how many co-visitation pairs were restored and
+    the shared log's offsets they were folded up to."""
     scorer, weights = model.scorer, model.weights
     if scorer.covisitation.counts.used or scorer.popularity.counts.any() or weights.updates:
         raise ValueError("shared signals can only be restored into a model that has learned nothing yet")
@@ -136,7 +144,7 @@ def restore_shared(model: OnlineModel, raw: bytes) -> int:
     weights.updates = int(data.prior_updates)
     model.sequence.restore(sequence, new_row)
     model.fed.restore(data.fed_events, int(data.fed_total))
-    return pairs
+    return pairs, dict(zip(data.log_partitions.tolist(), data.log_offsets.tolist(), strict=True))
 
 
 def _restore_pairs(counts: NeighbourCounts, new_row: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],

@@ -21,6 +21,7 @@ from aiokafka import ConsumerRecord
 from faust.types import EventT
 
 from sinks.online_model import UserEvent
+from sinks.shared_increments import SharedIncrement
 from streams.agent_support import (
     dead_letter_internal,
     f16_vector,
@@ -35,6 +36,7 @@ from streams.app import (
     recommendations_topic,
     runtime,
     settings,
+    shared_topic,
     ticks_topic,
     weights_topic,
     windows_topic,
@@ -44,6 +46,7 @@ from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
 from streams.query_encoding import encoded_windows
+from streams.shared_log import follow_shared_log
 from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
@@ -70,13 +73,18 @@ async def catalogue() -> None:
     await follow_catalogue(runtime, dead_letter_item)
 
 
+@app.task
+async def shared_signals() -> None:
+    await follow_shared_log(runtime)
+
+
 @app.agent(ingest_topic)
 async def ingest(stream):  # type: ignore[no-untyped-def]
     """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time; each
     batch also flushes the windows of its partitions that waited long enough. A batch that fails is windowed one
     message at a time; a message that still fails is dead-lettered. Messages buffered before a rebalance are left
     to be fetched again (see `weigh`)."""
-    await runtime.catalogue_ready.wait()
+    await runtime.model_ready.wait()
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         current = [event for event in events if of_current_generation(app, event.message)]
         if current:
@@ -273,23 +281,35 @@ if settings.shared_snapshot_s > 0:
     @app.timer(interval=settings.shared_snapshot_s)
     async def snapshot_shared_signals() -> None:
         """Keeps the model's shared signals across restarts (`sinks.shared_snapshot`)."""
-        if runtime.catalogue_ready.is_set():
+        if runtime.model_ready.is_set():
             size = await runtime.in_model_thread(runtime.save_shared_signals)
             log.debug("shared signals: snapshot of %d bytes written", size)
 
     @app.on_before_shutdown.connect
     async def snapshot_shared_signals_at_stop(sender: object, **kwargs: object) -> None:
         """A worker that stops cleanly resumes with everything it learned (the consumer has stopped by now)."""
-        if runtime.catalogue_ready.is_set():
+        if runtime.model_ready.is_set():
             await runtime.in_model_thread(runtime.save_shared_signals)
             log.info("shared signals: snapshot written at stop")
 
 
+@dataclass(frozen=True)
+class AppliedWindows:
+    """A batch of windows run through the model: each user's state and last event in the batch, how many events
+    applied and their increments to the shared signals."""
+
+    states: dict[str, UserState]
+    last: dict[str, WindowedEvent]
+    latest_ts: dict[str, int]
+    applied: int
+    increments: list[SharedIncrement]
+
+
 def apply_windows(
     raw_states: Mapping[str, bytes | None], windows: Sequence[tuple[str, dict]]  # type: ignore[type-arg]
-) -> tuple[dict[str, UserState], dict[str, WeightUpdate], int]:
-    """Runs the model over windows in order, several users at once (in the model thread); returns each user's
-    state and one WeightUpdate per user (as of the user's last event in the batch), and how many events applied."""
+) -> AppliedWindows:
+    """Runs the model over windows in order, several users at once (in the model thread). The shared signals are
+    not changed: the increments go to the shared log, which every worker folds."""
     model = runtime.model
     states = {user_id: UserState.from_bytes(raw) if raw else model.new_state() for user_id, raw in raw_states.items()}
     events: list[UserEvent] = []
@@ -303,37 +323,62 @@ def apply_windows(
                                     f16_vector(queries[event_id]) if event_id in queries else None))
             last[user_id] = item
             latest_ts[user_id] = max(latest_ts.get(user_id, item.event.ts), item.event.ts)
-    changed, applied = model.learn_batch(states, events)
-    states.update(changed)
-    fresh = model.weight_updates({user_id: (states[user_id], latest_ts[user_id]) for user_id in last})
-    updates = {
-        user_id: replace(fresh[user_id], trigger_event_id=item.event.event_id, arrived_ms=item.arrived_ms)
-        for user_id, item in last.items()
-    }
-    return states, updates, applied
+    learned = model.learn_batch(states, events)
+    states.update(learned.states)
+    return AppliedWindows(states, last, latest_ts, learned.applied, learned.increments)
+
+
+def weight_updates(applied: AppliedWindows) -> dict[str, WeightUpdate]:
+    """One WeightUpdate per user of the batch, as of the user's last event (in the model thread, once the
+    batch's increments are folded)."""
+    fresh = runtime.model.weight_updates({user_id: (applied.states[user_id], applied.latest_ts[user_id])
+                                          for user_id in applied.last})
+    return {user_id: replace(fresh[user_id], trigger_event_id=item.event.event_id, arrived_ms=item.arrived_ms)
+            for user_id, item in applied.last.items()}
 
 
 async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
-    """Applies a batch of windows in one hop to the model thread, then writes each user's state in the context
-    of that user's last message (its partition's store and changelog) and sends one WeightUpdate per user."""
+    """Applies a batch of windows in one hop to the model thread, sends the batch's increments to the shared log
+    and waits for the broker's acks, then writes each user's state in the context of that user's last message (its
+    partition's store and changelog): a state that holds an event is never written before the event's increment is
+    safe, so a batch that fails is applied and its increments sent again (they count once). It then waits until
+    the increments are folded (`settings.shared_wait_s` at most), so that the WeightUpdates and lists it emits count
+    the users' own events, as the replay does."""
     last_message = {user_id: event for event, user_id, _ in windows}
     raw_states = {}
     for user_id, event in last_message.items():
         with in_event_context(event):
             raw_states[user_id] = user_states.get(user_id)
-    states, updates, applied = await runtime.in_model_thread(
+    applied = await runtime.in_model_thread(
         apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
     if not all(of_current_generation(app, event.message) for event in last_message.values()):
         log.info("a rebalance began while %d windows were applied; they will be fetched again", len(windows))
         return
-    for user_id, update in updates.items():
+    sent = await increments_acked(applied.increments)
+    for user_id in applied.last:
         with in_event_context(last_message[user_id]):
-            user_states[user_id] = states[user_id].to_bytes()
+            user_states[user_id] = applied.states[user_id].to_bytes()
+    runtime.metrics.events_applied.inc(applied.applied)
+    runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied.applied)
+    if sent and not await runtime.shared_log.wait_folded(sent, settings.shared_wait_s):
+        runtime.metrics.shared_wait_timeouts.inc()
+        log.warning("shared signals: this step's increments were not folded within %.1fs; ranking without them",
+                    settings.shared_wait_s)
+    updates = await runtime.in_model_thread(weight_updates, applied)
+    for user_id, update in updates.items():
         await weights_topic.send(key=user_id.encode(), value=update.to_json())
-    runtime.metrics.events_applied.inc(applied)
-    runtime.metrics.shared_events.set(runtime.model.fed.total)
-    runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied)
     await rank(updates, last_message)
+
+
+async def increments_acked(increments: Sequence[SharedIncrement]) -> dict[int, int]:
+    """Sends increments to the shared log and waits for the broker's acks (raises when one is refused); returns the
+    last offset written per partition."""
+    deliveries = [await shared_topic.send(key=increment.item_id.encode(), value=increment.to_json())
+                  for increment in increments]
+    last: dict[int, int] = {}
+    for metadata in await asyncio.gather(*deliveries):
+        last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
+    return last
 
 
 async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> None:
@@ -364,7 +409,7 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
     Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
     messages of an earlier generation: those are left to be fetched again, as Faust's own iterator leaves them,
     and a batch during which a rebalance began writes nothing (its acks would be refused anyway)."""
-    await runtime.catalogue_ready.wait()
+    await runtime.model_ready.wait()
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         windows = []
         for event in events:

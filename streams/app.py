@@ -47,6 +47,7 @@ encoded_topic = RawTopic.of(app, settings.encoded_topic)
 weights_topic = RawTopic.of(app, settings.weights_topic)
 recommendations_topic = RawTopic.of(app, settings.recommendations_topic)
 dead_letter_topic = RawTopic.of(app, settings.dead_letter_topic)
+shared_topic = RawTopic.of(app, settings.shared_topic)
 
 
 STAGE_INPUTS = frozenset((*settings.behaviour_topics, settings.ticks_topic, settings.windows_topic,

@@ -23,18 +23,6 @@ log = logging.getLogger(__name__)
 DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 
-async def resume_shared_signals(runtime: WorkerRuntime) -> None:
-    """Before any agent touches the model: the shared signals of this worker's last snapshot, if it has one."""
-    try:
-        pairs = await runtime.in_model_thread(runtime.restore_shared_signals)
-    except Exception as error:  # e.g. written by an incompatible version: the worker goes on without it
-        log.error("shared signals: the last snapshot could not be read (%s: %s); starting them empty",
-                  type(error).__name__, error)
-        return
-    if pairs is not None:
-        log.info("shared signals: resumed from the last snapshot (%d co-visitation pairs)", pairs)
-
-
 async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> None:
     settings = runtime.settings
     consumer = AIOKafkaConsumer(**aiokafka_config(settings), enable_auto_commit=False, group_id=None)
@@ -58,12 +46,10 @@ async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> N
             if items:
                 encoded = await runtime.in_model_thread(runtime.add_items, items)
                 log.info("catalogue: %d items (%d newly encoded)", len(runtime.model.catalogue), encoded)
-            if not runtime.catalogue_ready.is_set():
+            if not runtime.catalogue_caught_up.is_set():
                 positions = {tp: await consumer.position(tp) for tp in assigned}
                 if all(positions[tp] >= end_offsets[tp] for tp in assigned):
-                    if runtime.settings.shared_snapshot_s > 0:
-                        await resume_shared_signals(runtime)
-                    runtime.catalogue_ready.set()
+                    runtime.catalogue_caught_up.set()
                     log.info("catalogue: caught up with %d items", len(runtime.model.catalogue))
     finally:
         await consumer.stop()

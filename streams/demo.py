@@ -30,7 +30,8 @@ def run_settings(base: Settings, run_id: str) -> Settings:
         base, app_id=prefix, behaviour_topics=(f"{prefix}-events",), items_topic=f"{prefix}-items",
         windows_topic=f"{prefix}-windows", encoded_topic=f"{prefix}-encoded", weights_topic=f"{prefix}-weights",
         recommendations_topic=f"{prefix}-recommendations", dead_letter_topic=f"{prefix}-dead-letter",
-        ticks_topic=f"{prefix}-ticks", data_dir=str(Path(base.data_dir) / run_id),
+        ticks_topic=f"{prefix}-ticks", shared_topic=f"{prefix}-shared-signals",
+        data_dir=str(Path(base.data_dir) / run_id),
     )
 
 

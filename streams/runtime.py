@@ -18,12 +18,14 @@ from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
+from sinks.shared_increments import SharedIncrement
 from sinks.shared_snapshot import restore_shared, shared_snapshot
 from streams.catalogue_data import upsert_items
 from streams.events import Item, Limits
 from streams.live_view import LiveView
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
+from streams.shared_log import SharedLog
 from streams.windowing import PendingWindows, WindowPolicy
 
 
@@ -38,7 +40,13 @@ class WorkerRuntime:
         self.metrics = WorkerMetrics()
         self.live_view = LiveView()
         self.pending_windows = PendingWindows()
-        self.catalogue_ready = asyncio.Event()
+        self.catalogue_caught_up = asyncio.Event()
+        self.model_ready = asyncio.Event()
+        """Set once the catalogue caught up and the shared signals were folded to the shared log's end."""
+        self.shared_log = SharedLog()
+        self.shared_offsets: dict[int, int] = {}
+        """Per partition of the shared log, the next offset the model folds (read and written in the model
+        thread, so a snapshot holds the signals and their offsets together)."""
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.recent_queries = RecentQueries(settings.query_cache_size)
         """Read and written in the model thread only."""
@@ -73,21 +81,28 @@ class WorkerRuntime:
 
     def save_shared_signals(self) -> int:
         """Writes a snapshot of the shared signals (in the model thread, where they change); returns its size."""
-        snapshot, events = shared_snapshot(self.model), self.model.fed.total
+        snapshot, events = shared_snapshot(self.model, self.shared_offsets), self.model.fed.total
         self.shared_store[self.shared_snapshot_key] = snapshot
         self.metrics.shared_snapshot_events.set(events)
         return len(snapshot)
 
-    def restore_shared_signals(self) -> int | None:
+    def restore_shared_signals(self) -> tuple[int, dict[int, int]] | None:
         """Loads the last snapshot, if any, into the model before it learns anything; returns the co-visitation
-        pairs restored (None without a snapshot)."""
+        pairs restored and the shared log's offsets folded (None without a snapshot)."""
         snapshot = self.shared_store.get(self.shared_snapshot_key)
         if snapshot is None:
             return None
-        pairs = restore_shared(self.model, snapshot)
+        pairs, offsets = restore_shared(self.model, snapshot)
+        self.shared_offsets = dict(offsets)
         self.metrics.shared_events.set(self.model.fed.total)
         self.metrics.shared_snapshot_events.set(self.model.fed.total)
-        return pairs
+        return pairs, offsets
+
+    def fold_shared(self, increments: list[SharedIncrement], positions: dict[int, int]) -> None:
+        """Folds increments of the shared log into the model; `positions`: where the log is read up to then."""
+        self.model.fold(increments)
+        self.shared_offsets.update(positions)
+        self.metrics.shared_events.set(self.model.fed.total)
 
     def add_items(self, items: list[Item]) -> int:
         """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""

@@ -61,6 +61,14 @@ class Settings:
     ticks_topic: str = setting(
         "driftrec-window-ticks", "internal: age-based window flush requests routed to the owning partition"
     )
+    shared_topic: str = setting(
+        "driftrec-shared-signals", "internal: each applied event's increment to the shared signals (counts, "
+        "sequence model, prior), folded by every worker in its order; one partition, kept forever"
+    )
+    shared_wait_s: float = setting(
+        10.0, "how long a weigh step waits for its own increments to be folded before it ranks (its users' lists "
+        "then count their own events); past it, it ranks with what is folded"
+    )
     partitions: int = setting(
         4, "partitions of every topic the worker creates (upper bound on useful workers per pool)"
     )
@@ -87,8 +95,8 @@ class Settings:
         "a [strengths] table per event kind); empty: the defaults. The replay reads it too"
     )
     shared_snapshot_s: float = setting(
-        30.0, "how often a worker writes its shared signals (popularity, co-visitation, global prior) to its local "
-        "RocksDB; a restarted worker resumes from the last one (0: never, it starts them empty)"
+        30.0, "how often a worker writes its fold of the shared signals, with the shared log's offset, to its local "
+        "RocksDB; a restarted worker resumes from the last one and folds the rest (0: never, it folds the whole log)"
     )
     data_dir: str = setting(".driftrec", "local state: RocksDB tables and the item-vector cache")
     session_timeout_s: float = setting(
@@ -129,7 +137,7 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("query_cache_size", "shared_snapshot_s"):
+        for name in ("query_cache_size", "shared_snapshot_s", "shared_wait_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:

@@ -24,8 +24,22 @@ def all_topics(settings: Settings) -> list[str]:
     return [
         *settings.behaviour_topics, settings.items_topic, settings.windows_topic, settings.encoded_topic,
         settings.weights_topic, settings.recommendations_topic, settings.dead_letter_topic, settings.ticks_topic,
-        *changelog_topics(settings),
+        settings.shared_topic, *changelog_topics(settings),
     ]
+
+
+def partition_count(settings: Settings, topic: str) -> int:
+    """The shared log has one partition (one order for every worker); every other topic `partitions`."""
+    return 1 if topic == settings.shared_topic else settings.partitions
+
+
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    """The catalogue and the changelogs are compacted; the shared log is kept forever."""
+    if topic in (settings.items_topic, *changelog_topics(settings)):
+        return {"cleanup.policy": "compact"}
+    if topic == settings.shared_topic:
+        return {"retention.ms": "-1", "retention.bytes": "-1"}
+    return {}
 
 
 def topic_partitions(settings: Settings, topic: str) -> set[int]:
@@ -41,7 +55,7 @@ def _wait_for_partitions(settings: Settings, topics: list[str], timeout_s: float
     deadline = time.monotonic() + timeout_s
     pending = list(topics)
     while pending and time.monotonic() < deadline:
-        pending = [t for t in pending if len(topic_partitions(settings, t)) != settings.partitions]
+        pending = [t for t in pending if len(topic_partitions(settings, t)) != partition_count(settings, t)]
         if pending:
             time.sleep(0.2)
     if pending:
@@ -58,14 +72,8 @@ def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
     try:
         existing = set(admin.list_topics())
         missing = [name for name in dict.fromkeys(all_topics(settings)) if name not in existing]
-        compacted = {settings.items_topic, *changelog_topics(settings)}
-        new_topics = [
-            NewTopic(
-                name, settings.partitions, replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
-            )
-            for name in missing
-        ]
+        new_topics = [NewTopic(name, partition_count(settings, name), replication_factor,
+                               topic_configs=topic_config(settings, name)) for name in missing]
         if new_topics:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new_topics)

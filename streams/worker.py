@@ -42,6 +42,6 @@ async def freeze_startup_objects() -> None:
     objects, and each full collection they set off scanned all of those long-lived ones again: on the throughput
     benchmark's model work alone (no Kafka), learning and ranking took 13.1 s with every object collectable and
     11.2 s with the startup objects frozen."""
-    await runtime.catalogue_ready.wait()
+    await runtime.model_ready.wait()
     gc.freeze()
     log.info("garbage collector: %d startup objects frozen", gc.get_freeze_count())

@@ -9,14 +9,17 @@ from unittest.mock import AsyncMock
 import numpy as np
 import orjson
 import pytest
+from aiokafka.structs import RecordMetadata
 
 from encoders.cached_encoding import RecentQueries
 from sinks.catalogue import CatalogueItem
+from sinks.shared_increments import SharedIncrement
 
 pytest.importorskip("faust")
 
 from streams import agent_support, agents, encode_agent
 from streams.app import app, runtime
+from streams.shared_log import SharedLog
 from streams.windowing import PendingWindows, decode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
@@ -54,9 +57,27 @@ def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setitem(runtime.__dict__, "model", model)
     monkeypatch.setattr(runtime, "pending_windows", PendingWindows())
     monkeypatch.setattr(agents, "CHAINS_STAGES", False)  # ingest writes windows for the encoder pool
-    runtime.catalogue_ready.set()
+    monkeypatch.setattr(runtime, "shared_log", SharedLog())
+    monkeypatch.setattr(agents.shared_topic, "send", AsyncMock(side_effect=shared_log_loopback(model)))
+    runtime.model_ready.set()
     yield runtime
-    runtime.catalogue_ready.clear()
+    runtime.model_ready.clear()
+
+
+def shared_log_loopback(model):  # type: ignore[no-untyped-def]
+    """The shared log of one worker without a broker: each increment sent is acked and folded into `model` at once,
+    as the worker's follower would fold it."""
+    log: list[bytes] = []
+
+    async def send(*, key: bytes, value: bytes) -> asyncio.Future[RecordMetadata]:
+        log.append(value)
+        model.fold([SharedIncrement.from_json(value)])
+        await runtime.shared_log.advanced_to({0: len(log)})
+        delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        delivery.set_result(RecordMetadata("shared", 0, None, len(log) - 1, -1, 0, 0))  # type: ignore[arg-type]
+        return delivery
+
+    return send
 
 
 def event(user: str, n: int, kind: str = "view", item: str | None = "space-0", query: str | None = None) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from streams.settings import ENV_PREFIX, Settings
-from streams.topics_admin import all_topics, changelog_topics
+from streams.topics_admin import all_topics, partition_count, topic_config
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -120,10 +120,11 @@ def test_strimzi_topics_are_the_ones_the_workers_use(workers) -> None:  # type: 
     settings = workers["driftrec-core"][1]
     topics = by_kind(kustomized(K8S / "strimzi"), "KafkaTopic")
     assert set(topics) == set(all_topics(settings))
-    compacted = {settings.items_topic, *changelog_topics(settings)}
     for name, topic in topics.items():
-        assert topic["spec"]["partitions"] == settings.partitions
-        assert topic["spec"]["config"]["cleanup.policy"] == ("compact" if name in compacted else "delete")
+        assert topic["spec"]["partitions"] == partition_count(settings, name)
+        expected = topic_config(settings, name)
+        assert topic["spec"]["config"]["cleanup.policy"] == expected.get("cleanup.policy", "delete")
+        assert {key: topic["spec"]["config"][key] for key in expected} == expected
     user = by_kind(kustomized(K8S / "strimzi"), "KafkaUser")[settings.sasl_username]
     assert user["spec"]["authentication"]["type"] == settings.sasl_mechanism.lower()
     prefixes = {acl["resource"].get("name") for acl in user["spec"]["authorization"]["acls"]}

@@ -37,5 +37,5 @@ def test_model_work_weighs_every_window_once_and_ranks_each_batch_s_users(monkey
     assert sum(len(payload["queries"]) for _, payload in windows) == sum(e.kind == "search" for e in events) > 0
     seconds, lists = run(windows, batch=8)  # it asserts that each batch applied every one of its events
     assert lists == sum(len({e.user_id for e in events[s : s + 8]}) for s in range(0, len(events), 8))
-    assert set(seconds) == {"learn", "write states and updates", "rank", "serialise lists"}
+    assert set(seconds) == {"learn, fold the shared log", "write states and updates", "rank", "serialise lists"}
     assert runtime.model.fed.total == sum(e.item_id is not None for e in events)

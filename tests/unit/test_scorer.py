@@ -113,8 +113,7 @@ def random_stream(n_events: int, seed: int, n_items: int = 300) -> tuple[Catalog
 def learned_states(model: OnlineModel, events: list[UserEvent], batch: int) -> dict[str, UserState]:
     states: dict[str, UserState] = {}
     for start in range(0, len(events), batch):
-        changed, _ = model.learn_batch(states, events[start : start + batch])
-        states.update(changed)
+        states.update(model.learn_and_fold(states, events[start : start + batch]).states)
     return states
 
 
@@ -196,7 +195,7 @@ def test_feedback_steps_the_residual_and_the_prior_along_the_judged_rankings_gra
     for kind, sign in (("view", 1.0), ("skip", -1.0)):
         judgements: list[Judgement] = []
         prior = model.weights.log_weights.copy()
-        states, _ = model.learn_batch({"u": state}, [UserEvent("u", ProfileEvent(f"e-{kind}", kind, 1000, "a2"))],
+        states, *_ = model.learn_and_fold({"u": state}, [UserEvent("u", ProfileEvent(f"e-{kind}", kind, 1000, "a2"))],
                                       judgements)
         [judgement] = judgements
         assert judgement.candidates.rows[judgement.target] == model.catalogue.index["a2"]
@@ -222,7 +221,7 @@ def test_a_batch_applies_what_one_event_at_a_time_applies() -> None:
     applied = 0
     for start in range(0, 400, 50):
         redelivered = events[max(start - 20, 0) : start]  # at-least-once delivery: applied events come again
-        changed, count = batched.learn_batch(states, [*redelivered, *events[start : start + 50]])
+        changed, count, _ = batched.learn_and_fold(states, [*redelivered, *events[start : start + 50]])
         states.update(changed)
         applied += count
     assert applied == 400
@@ -248,7 +247,7 @@ def test_shared_factors_that_rank_nothing_get_no_weight_in_effect() -> None:
     assert weights[Factor.FRESHNESS] == weights[Factor.QUERY] == 0.0 and weights.sum() == pytest.approx(1.0)
     assert weights[Factor.POPULARITY] > 0  # the view counted
     judgements: list[Judgement] = []
-    model.learn_batch({"u": state}, [UserEvent("u", ProfileEvent("e2", "view", 3000, "b1"))], judgements)
+    model.learn_and_fold({"u": state}, [UserEvent("u", ProfileEvent("e2", "view", 3000, "b1"))], judgements)
     listed = judgements[0].candidates.list_position
     unlisted = min(model.scorer.depth, len(model.catalogue))
     assert (listed[:, Factor.FRESHNESS] == unlisted).all()  # a constant factor lists nothing

@@ -34,8 +34,7 @@ def learned(model: OnlineModel, log: list[UserEvent], states: dict | None = None
     """The users' states after `log`, applied in batches of 16 onto `states`."""
     states = dict(states or {})
     for start in range(0, len(log), 16):
-        changed, _ = model.learn_batch(states, log[start : start + 16])
-        states.update(changed)
+        states.update(model.learn_and_fold(states, log[start : start + 16]).states)
     return states
 
 
@@ -46,7 +45,8 @@ def test_a_restored_model_ranks_as_the_one_it_was_taken_from() -> None:
     shuffled = ITEMS[:]
     random.Random(1).shuffle(shuffled)
     restored = OnlineModel(catalogue(shuffled))  # rows differ: items arrived in another order
-    pairs = restore_shared(restored, shared_snapshot(original))
+    pairs, offsets = restore_shared(restored, shared_snapshot(original, {0: 321}))
+    assert offsets == {0: 321}
     assert pairs == len(original.scorer.covisitation.counts.pairs()[0]) > 0
     assert len(restored.scorer.transitions.counts.pairs()[0]) == len(original.scorer.transitions.counts.pairs()[0]) > 0
     assert restored.weights.log_weights.tolist() == original.weights.log_weights.tolist()
@@ -68,7 +68,7 @@ def test_events_fed_before_a_snapshot_are_not_counted_again_after_the_restore() 
     original = OnlineModel(catalogue(ITEMS))
     committed = learned(original, log[:100])
     at_snapshot = learned(original, log[100:120], committed)
-    snapshot = shared_snapshot(original)
+    snapshot = shared_snapshot(original, {})
     learned(original, log[120:], at_snapshot)
     restored = OnlineModel(catalogue(ITEMS))
     restore_shared(restored, snapshot)
@@ -98,17 +98,17 @@ def test_only_an_empty_model_takes_a_snapshot() -> None:
     model = OnlineModel(catalogue(ITEMS))
     learned(model, events(20))
     with pytest.raises(ValueError, match="learned nothing yet"):
-        restore_shared(model, shared_snapshot(model))
+        restore_shared(model, shared_snapshot(model, {}))
 
 
 def test_a_snapshot_that_cannot_be_read_changes_nothing() -> None:
     source = OnlineModel(catalogue(ITEMS))
     learned(source, events(40))
-    good = shared_snapshot(source)
+    good = shared_snapshot(source, {})
     target = OnlineModel(catalogue(ITEMS))
     for raw in (b"not a snapshot", good[: len(good) // 2]):
         with pytest.raises((ValueError, zipfile.BadZipFile)):
             restore_shared(target, raw)
         assert not target.scorer.covisitation.counts.used and not len(target.scorer.popularity.counts)
         assert target.weights.updates == 0 and target.fed.total == 0 and target.sequence.buffer.added == 0
-    assert restore_shared(target, good) > 0
+    assert restore_shared(target, good)[0] > 0
