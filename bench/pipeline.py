@@ -10,7 +10,8 @@ timed from the moment the worker has its catalogue (when its agents start): even
 fully applied and ranked, each against the bare loop, and end to end against the model's arithmetic for the same
 backlog timed bare (`bench.model_floor`: what one worker could reach doing nothing but encode, learn and rank).
 latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
-receiving the recommendation (p50/p95/p99), read from the recommendations topic.
+receiving the recommendation (p50/p95/p99), read from the recommendations topic; and how far the worker's fold of
+the shared signals trails the shared log (from an increment's send to its fold, the worker's histogram).
 framework: the throughput backlog through Faust alone (`bench.faust_floor`): the worker's app with an agent that
 only parses its batches, and with each piece of per-event plumbing added, against the bare loop.
 """
@@ -159,7 +160,25 @@ def latency(args: argparse.Namespace) -> int:
     print(f"worker: {int(run.total(metrics, 'driftrec_events_in_total'))} events in, "
           f"{int(metrics.get('driftrec_window_flushes_total', 0))} windows, final stage lag "
           f"{int(run.total(metrics, STAGE_LAG))} ({stage_lags(run, metrics)})")
+    print(f"shared signals: folded {histogram_summary(metrics, SHARED_STALENESS)} after their increments were "
+          f"sent; {int(metrics.get('driftrec_shared_wait_timeouts_total', 0))} weigh steps ranked before their own "
+          "increments were folded")
     return 0
+
+
+SHARED_STALENESS = "driftrec_shared_log_staleness_seconds"
+
+
+def histogram_summary(metrics: dict[str, float], name: str) -> str:
+    """Mean and bucket bounds of the 50th, 95th and 99th percentiles of a Prometheus histogram, in ms."""
+    count = metrics.get(f"{name}_count", 0.0)
+    if not count:
+        return "nothing"
+    buckets = sorted((float(key.split("le=")[1].rstrip("}")), value) for key, value in metrics.items()
+                     if key.startswith(f"{name}_bucket{{"))
+    bounds = [next(bound for bound, seen in buckets if seen >= q * count) for q in (0.5, 0.95, 0.99)]
+    quantiles = ", ".join(f"p{q} ≤ {1000 * bound:.0f} ms" for q, bound in zip((50, 95, 99), bounds, strict=True))
+    return f"{count:.0f} batches, mean {1000 * metrics[f'{name}_sum'] / count:.1f} ms, {quantiles}"
 
 
 def stage_lags(run: LivePipeline, metrics: dict[str, float]) -> str:

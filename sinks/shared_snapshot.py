@@ -9,6 +9,7 @@ twice (`sinks.fed_events`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from collections.abc import Mapping
@@ -164,3 +165,30 @@ def _landmark(decay: ForwardDecay) -> float:
 
 def _set_landmark(decay: ForwardDecay, landmark: float) -> None:
     decay.landmark = None if math.isnan(landmark) else landmark
+
+
+def shared_digest(model: OnlineModel) -> dict[str, float | int | str]:
+    """What the shared signals hold, independent of catalogue rows: totals (exactly rounded, so in no order), pair
+    counts and a fingerprint of every count, the prior and the context map by item id (two models that folded the
+    same increments in the same order have the same fingerprint)."""
+    scorer, weights, ids = model.scorer, model.weights, [item.item_id for item in model.catalogue.items]
+    digest = hashlib.blake2b(digest_size=16)
+    popularity = scorer.popularity.counts[: len(ids)]
+    for item_id, count in sorted((ids[row], float(popularity[row])) for row in np.flatnonzero(popularity)):
+        digest.update(f"{item_id}:{count!r};".encode())
+    pair_totals = {}
+    for name, counts in (("covisit", scorer.covisitation.counts), ("transition", scorer.transitions.counts)):
+        rows, columns, values = counts.pairs()
+        digest.update(name.encode())
+        named = zip([ids[row] for row in rows.tolist()], [ids[column] for column in columns.tolist()],
+                    values.tolist(), strict=True)
+        for row, column, value in sorted(named):
+            digest.update(f"{row}>{column}:{value!r};".encode())
+        pair_totals[name] = (len(values), math.fsum(values.tolist()))
+    digest.update(weights.log_weights.tobytes() + weights.context_map.tobytes() + weights.context_mean.tobytes())
+    return {
+        "events": model.fed.total, "popularity_total": math.fsum(popularity.tolist()),
+        "covisit_pairs": pair_totals["covisit"][0], "covisit_total": pair_totals["covisit"][1],
+        "transition_pairs": pair_totals["transition"][0], "transition_total": pair_totals["transition"][1],
+        "prior_updates": weights.updates, "fingerprint": digest.hexdigest(),
+    }

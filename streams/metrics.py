@@ -72,10 +72,10 @@ class WorkerMetrics:
             "driftrec_shared_log_staleness_seconds",
             "How long after it was sent each batch of the shared log was folded into this worker's signals",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r)
-        self.shared_malformed = Counter("driftrec_shared_log_malformed_total",
+        self.shared_malformed = Counter("driftrec_shared_log_malformed",
                                         "Records of the shared log that were no increment (skipped)", registry=r)
         self.shared_wait_timeouts = Counter(
-            "driftrec_shared_wait_timeouts_total",
+            "driftrec_shared_wait_timeouts",
             "Weigh steps that ranked before their own increments came back folded (shared_wait_s passed)", registry=r)
         self.catalogue_items = Gauge("driftrec_catalogue_items", "Items in this worker's catalogue", registry=r)
 

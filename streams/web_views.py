@@ -3,6 +3,8 @@
 GET /                          the live page (users, their latest recommendations, their weights over time)
 GET /api/users?limit=N         the N most recently updated users served by this worker
 GET /api/users/{user_id}/      one user's latest recommendations and weight history (404 if not served here)
+GET /api/shared/               what this worker's shared signals hold (totals, a fingerprint) and the shared
+                               log's offsets folded
 GET /metrics                   Prometheus text format
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sinks.shared_snapshot import shared_digest
 from streams.app import app, runtime
 
 LIVE_PAGE = files("streams").joinpath("static/live.html").read_text(encoding="utf-8")
@@ -52,6 +55,19 @@ async def one_user(self: View, request: Request, user_id: str) -> Response:
     if user is None:
         return self.json({"error": f"no recommendations for user {user_id!r} on this worker"}, status=404)
     return self.json(with_titles(user))
+
+
+@app.page("/api/shared/")
+async def shared_signals(self: View, request: Request) -> Response:
+    if not runtime.model_ready.is_set():
+        return self.json({"error": "the shared signals are not caught up yet"}, status=503)
+    return self.json(await runtime.in_model_thread(shared_state))
+
+
+def shared_state() -> dict[str, Any]:
+    """The shared signals' digest and the offsets they are folded up to (in the model thread, where they change)."""
+    offsets = {str(partition): offset for partition, offset in runtime.shared_offsets.items()}
+    return {**shared_digest(runtime.model), "offsets": offsets}
 
 
 @app.page("/metrics")
