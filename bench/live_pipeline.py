@@ -1,5 +1,5 @@
-"""A live pipeline for benchmarks: fresh topics on the real broker, a catalogue of any size, one worker, and the
-worker's own Prometheus metrics as the instrument panel."""
+"""A live pipeline for benchmarks: fresh topics on the real broker, a catalogue of any size, one worker or several
+in one consumer group, and the workers' own Prometheus metrics as the instrument panel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
 
@@ -71,11 +71,11 @@ def rss_mib(pid: int) -> float:
 
 @dataclass
 class LivePipeline:
-    """Fresh topics and one worker; `metrics()` scrapes the worker."""
+    """Fresh topics and its workers (each on the next web port, with its own state); `metrics()` scrapes them."""
 
     settings: Settings
     items: list[Item]
-    worker: Popen[bytes] | None = None
+    workers: list[Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def create(cls, name: str, n_items: int, **overrides: object) -> LivePipeline:
@@ -90,18 +90,34 @@ class LivePipeline:
         producer.close()
         return cls(settings, items)
 
-    def start(self) -> None:
-        self.worker = start_worker(self.settings, Path(self.settings.data_dir) / "worker.log")
+    def start(self, workers: int = 1) -> None:
+        for n in range(workers):
+            settings = self.worker_settings(n)
+            self.workers.append(start_worker(settings, Path(settings.data_dir) / "worker.log"))
+
+    def worker_settings(self, n: int) -> Settings:
+        if n == 0:
+            return self.settings
+        return replace(self.settings, web_port=self.settings.web_port + n,
+                       data_dir=str(Path(self.settings.data_dir) / f"worker-{n}"))
 
     def stop(self) -> None:
-        """Stops the worker and deletes the run's topics."""
-        if self.worker is not None:
-            stop_worker(self.worker)
+        """Stops the workers and deletes the run's topics."""
+        for worker in self.workers:
+            stop_worker(worker)
         delete_topics_containing(self.settings, self.settings.app_id)
 
     def metrics(self) -> dict[str, float]:
-        """Every sample, labels folded into the name (`name{label=value}`), summed over partitions for the lag."""
-        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        """Every sample of every worker, labels folded into the name (`name{label=value}`), summed over the workers
+        and over partitions for the lag."""
+        samples: dict[str, float] = {}
+        for n in range(max(len(self.workers), 1)):
+            for name, value in self.worker_metrics(n).items():
+                samples[name] = samples.get(name, 0.0) + value
+        return samples
+
+    def worker_metrics(self, n: int) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.worker_settings(n).web_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
         samples: dict[str, float] = {}
@@ -117,11 +133,12 @@ class LivePipeline:
         return sum(value for name, value in metrics.items() if name.startswith(prefix))
 
     def wait_ready(self, timeout_s: float = 600) -> float:
-        """Waits until the worker serves metrics with the whole catalogue loaded; returns the seconds waited."""
+        """Waits until every worker serves metrics with the whole catalogue loaded; returns the seconds waited."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
             try:
-                if self.metrics().get("driftrec_catalogue_items", 0) >= len(self.items):
+                if all(self.worker_metrics(n).get("driftrec_catalogue_items", 0) >= len(self.items)
+                       for n in range(max(len(self.workers), 1))):
                     return time.monotonic() - started
             except OSError:
                 pass

@@ -1,6 +1,6 @@
 """The live pipeline on the real local broker, one worker, against a bare aiokafka loop in the same run.
 
-    python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3]
+    python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3 --workers 1]
     python -m bench.pipeline latency [--rate 1000 --seconds 60]
     python -m bench.pipeline framework [--users 10000 --items 10000 --events-per-user 3]
 
@@ -9,6 +9,7 @@ each value) reads it, then the worker processes it end to end (ingest, windows, 
 timed from the moment the worker has its catalogue (when its agents start): events/s ingested and events/s
 fully applied and ranked, each against the bare loop, and end to end against the model's arithmetic for the same
 backlog timed bare (`bench.model_floor`: what one worker could reach doing nothing but encode, learn and rank).
+With `--workers N`, N workers of one consumer group share the backlog (figures over all of them).
 latency: events at a steady rate; for each recommendation, the time from sending the event that triggered it to
 receiving the recommendation (p50/p95/p99), read from the recommendations topic; and how far the worker's fold of
 the shared signals trails the shared log (from an increment's send to its fold, the worker's histogram).
@@ -82,28 +83,33 @@ def produce_backlog(settings: Settings, users: int, events_per_user: int, items:
 def throughput(args: argparse.Namespace) -> int:
     run = LivePipeline.create("throughput", args.items)
     events = produce_backlog(run.settings, args.users, args.events_per_user, run.items)
-    sent = len(events)
+    sent, item_events = len(events), sum(event.item_id is not None for event in events)
     bare, passes = asyncio.run(bare_loop(run.settings, sent))
     print(f"backlog: {sent} events from {args.users} users over {len(run.items)} items")
     print(f"bare aiokafka loop: {bare:,.0f} events/s ({passes} passes over the backlog)")
     print(faust_floor.describe(faust_floor.rates(run.settings, sent, ("parse", "stage")), bare))
     floor = model_floor.measure(run.settings, events, len(run.items))
-    run.start()
+    run.start(args.workers)
     try:
-        print(f"worker ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors loaded)", flush=True)
+        print(f"{args.workers} worker(s) ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors "
+              "loaded)", flush=True)
         first, ingested_at = time.perf_counter(), None  # the agents start on the backlog once the catalogue is in
         while True:
-            metrics = run.metrics()
+            try:
+                metrics = run.metrics()
+            except OSError as error:  # a worker restarting (its stall exit) or its web server busy
+                print(f"metrics not read ({error}); trying again", flush=True)
+                time.sleep(1.0)
+                continue
             now = time.perf_counter()
             if run.total(metrics, "driftrec_events_in_total") >= sent and ingested_at is None:
                 ingested_at = now
-            applied = metrics.get("driftrec_events_applied_total", 0)
-            if applied >= sent and run.total(metrics, STAGE_LAG) == 0:
+            if run.total(metrics, STAGE_LAG) == 0 and all_applied(run, metrics, sent, item_events):
                 break
             time.sleep(0.25)
-        assert ingested_at is not None
         done = now
-        rss = rss_mib(run.worker.pid) if run.worker else 0.0
+        ingested_at = ingested_at or done  # a worker restarted meanwhile: its counts began again
+        rss = sum(rss_mib(worker.pid) for worker in run.workers)
     finally:
         run.stop()
     ingest_rate, end_to_end = sent / (ingested_at - first), sent / (done - first)
@@ -113,8 +119,17 @@ def throughput(args: argparse.Namespace) -> int:
     print(f"pipeline ingest: {ingest_rate:,.0f} events/s, {ingest_rate / bare:.3f}x the bare loop")
     print(f"pipeline end to end (applied and ranked): {end_to_end:,.0f} events/s, "
           f"{end_to_end / bare:.3f}x the bare loop, {end_to_end / ceiling:.2f}x the model floor; "
-          f"{lists} recommendation lists; worker RSS {rss:.0f} MiB")
+          f"{lists} recommendation lists; workers' RSS {rss:.0f} MiB")
     return 0
+
+
+def all_applied(run: LivePipeline, metrics: dict[str, float], sent: int, item_events: int) -> bool:
+    """Every event applied: by the workers' counts, or, where a worker restarted (its counts began again), by every
+    worker's shared signals holding every item event of the backlog."""
+    if metrics.get("driftrec_events_applied_total", 0) >= sent:
+        return True
+    return all(run.worker_metrics(n).get("driftrec_shared_signal_events", 0) >= item_events
+               for n in range(len(run.workers)))
 
 
 def framework(args: argparse.Namespace) -> int:
@@ -203,7 +218,8 @@ def main() -> int:
         backlog.add_argument("--users", type=int, default=10_000)
         backlog.add_argument("--items", type=int, default=10_000)
         backlog.add_argument("--events-per-user", type=int, default=3)
-        backlog.set_defaults(run=run)
+        backlog.set_defaults(run=run, workers=1)
+    benches.choices["throughput"].add_argument("--workers", type=int, default=1)
     steady = benches.add_parser("latency")
     steady.add_argument("--rate", type=float, default=1000.0)
     steady.add_argument("--seconds", type=float, default=60.0)

@@ -209,6 +209,19 @@ class OnlineModel:
             tuple(self.catalogue.items[row].item_id for row in self.positive_rows(step.before)), judged,
         )
 
+    def check_increment(self, increment: SharedIncrement) -> None:
+        """Raises ValueError for an increment this model cannot fold (its context or gradient of other sizes: sent
+        by a worker whose model has other factors or context features)."""
+        judged = increment.judged
+        if judged is None:
+            return
+        shapes = {"context": (judged.context, len(CONTEXT_FEATURES)),
+                  "standardised context": (judged.standardised, len(CONTEXT_FEATURES)),
+                  "gradient": (judged.gradient, len(FACTORS))}
+        for name, (values, size) in shapes.items():
+            if values is not None and values.shape != (size,):
+                raise ValueError(f"its {name} has {values.size} values, this model {size}")
+
     def fold(self, increments: Iterable[SharedIncrement]) -> int:
         """Adds increments to the shared signals in order, each event once (`FedEvents`): its context to the
         context moments and its gradient to the prior and context map, and a consumption to popularity,

@@ -185,7 +185,12 @@ def shared_digest(model: OnlineModel) -> dict[str, float | int | str]:
         for row, column, value in sorted(named):
             digest.update(f"{row}>{column}:{value!r};".encode())
         pair_totals[name] = (len(values), math.fsum(values.tolist()))
-    digest.update(weights.log_weights.tobytes() + weights.context_map.tobytes() + weights.context_mean.tobytes())
+    occurrences = scorer.covisitation.occurrences[: len(ids)]
+    for item_id, count in sorted((ids[row], float(occurrences[row])) for row in np.flatnonzero(occurrences)):
+        digest.update(f"{item_id}#{count!r};".encode())
+    digest.update(b"".join(array.tobytes() for array in (weights.log_weights, weights.context_map,
+                                                          weights.context_mean, weights.context_m2)))
+    digest.update(f"{weights.context_count};{model.fed.total}".encode())
     return {
         "events": model.fed.total, "popularity_total": math.fsum(popularity.tolist()),
         "covisit_pairs": pair_totals["covisit"][0], "covisit_total": pair_totals["covisit"][1],

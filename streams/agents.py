@@ -355,6 +355,9 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
         log.info("a rebalance began while %d windows were applied; they will be fetched again", len(windows))
         return
     sent = await increments_acked(applied.increments)
+    if not all(of_current_generation(app, event.message) for event in last_message.values()):
+        log.info("a rebalance began while %d windows' increments were sent; they will be fetched again", len(windows))
+        return
     for user_id in applied.last:
         with in_event_context(last_message[user_id]):
             user_states[user_id] = applied.states[user_id].to_bytes()

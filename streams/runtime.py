@@ -92,11 +92,21 @@ class WorkerRuntime:
         snapshot = self.shared_store.get(self.shared_snapshot_key)
         if snapshot is None:
             return None
-        pairs, offsets = restore_shared(self.model, snapshot)
+        try:
+            pairs, offsets = restore_shared(self.model, snapshot)
+        except Exception:
+            self.drop_shared_signals()  # a restore that failed part way must not be folded onto
+            raise
         self.shared_offsets = dict(offsets)
         self.metrics.shared_events.set(self.model.fed.total)
         self.metrics.shared_snapshot_events.set(self.model.fed.total)
         return pairs, offsets
+
+    def drop_shared_signals(self) -> None:
+        """A fresh model on the same catalogue: every shared signal empty, nothing folded."""
+        self.__dict__["model"] = OnlineModel(self.model.catalogue, self.settings.weighting)
+        self.shared_offsets = {}
+        self.metrics.shared_events.set(0)
 
     def fold_shared(self, increments: list[SharedIncrement], positions: dict[int, int]) -> None:
         """Folds increments of the shared log into the model; `positions`: where the log is read up to then."""

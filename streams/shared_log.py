@@ -5,8 +5,8 @@ topic; every worker (itself included) reads that whole topic, like the catalogue
 model in the topic's order (`OnlineModel.fold`). The topic has one partition, so the order is one for all: every
 worker's counts, prior and context map are the same once it has folded the same offsets. The topic is kept
 forever; a worker's snapshot (`sinks.shared_snapshot`) records the offset it had folded, so a restart resumes from
-there and folds the rest, with nothing lost and nothing folded twice (an increment sent twice, by a worker that
-died before its states were written, counts once: `FedEvents`).
+there and folds the rest. An increment sent twice (by a worker that died after its acks and before its states were
+written) counts once while it is within the last `FED_EVENTS_REMEMBERED` increments of all workers (`FedEvents`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from sinks.shared_increments import SharedIncrement
 from streams.kafka_clients import aiokafka_config
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FETCH_WAIT_MS = 5
 """How long a fetch of the shared log waits for records: a weigh step waits for its own increments to come back."""
+CATALOGUE_WAIT_S = 30.0
+"""How long the fold waits for the catalogue to hold an item an increment names (it trails the items topic)."""
 
 
 class SharedLog:
@@ -49,6 +51,8 @@ class SharedLog:
         def done() -> bool:
             return all(self.folded.get(partition, 0) > offset for partition, offset in offsets.items())
 
+        if done():
+            return True
         async with self._advanced:
             try:
                 await asyncio.wait_for(self._advanced.wait_for(done), timeout_s)
@@ -57,48 +61,91 @@ class SharedLog:
         return True
 
 
+class SharedLogError(RuntimeError):
+    """The shared-signals topic cannot be folded as it is (missing, or not one partition)."""
+
+
 async def follow_shared_log(runtime: WorkerRuntime) -> None:
-    """Resumes the last snapshot, folds the log from the offsets it records (from the start without one), marks
+    """Resumes the last snapshot, folds the log from the offset it records (from the start without one), marks
     the model ready once it reached the log's end as of its start, and folds every new increment from then on."""
     settings, shared = runtime.settings, runtime.shared_log
     await runtime.catalogue_caught_up.wait()
-    start = await resume_shared_signals(runtime)
+    resumed = await resume_shared_signals(runtime)
     consumer = AIOKafkaConsumer(**aiokafka_config(settings), enable_auto_commit=False, group_id=None,
-                                fetch_max_wait_ms=FETCH_WAIT_MS)
+                                fetch_max_wait_ms=FETCH_WAIT_MS, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = await asyncio.to_thread(topic_partitions, settings, settings.shared_topic)
-        assigned = [TopicPartition(settings.shared_topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        for tp in assigned:
-            consumer.seek(tp, start.get(tp.partition, 0))
-        await shared.advanced_to({tp.partition: await consumer.position(tp) for tp in assigned})
-        end_offsets = await consumer.end_offsets(assigned)
-        log.info("shared signals: folding %s from offsets %s (end %s)", settings.shared_topic,
-                 dict(shared.folded), {tp.partition: end for tp, end in end_offsets.items()})
+        if len(partitions) != 1:
+            raise SharedLogError(f"the shared-signals topic {settings.shared_topic} must have exactly one partition "
+                                 f"(one order for every worker); it has {len(partitions)}")
+        tp = TopicPartition(settings.shared_topic, next(iter(partitions)))
+        consumer.assign([tp])
+        first, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        start = await start_offset(runtime, resumed.get(tp.partition), first, end)
+        consumer.seek(tp, start)
+        await shared.advanced_to({tp.partition: start})
+        log.info("shared signals: folding %s from offset %d (end %d)", settings.shared_topic, start, end)
         while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
-            for tp, records in batches.items():
-                increments = []
-                for record in records:
-                    try:
-                        increments.append(SharedIncrement.from_json(record.value))
-                    except (ValueError, KeyError, TypeError) as error:
-                        runtime.metrics.shared_malformed.inc()
-                        log.error("shared signals: %s[%d]@%d is no increment (%s); skipped", tp.topic, tp.partition,
-                                  record.offset, error)
-                if records:
-                    position = {tp.partition: records[-1].offset + 1}
-                    await runtime.in_model_thread(runtime.fold_shared, increments, position)
-                    runtime.metrics.shared_staleness.observe(max(time.time() - records[-1].timestamp / 1000, 0.0))
-                    await shared.advanced_to(position)
-            if not runtime.model_ready.is_set() and all(
-                    shared.folded.get(tp.partition, 0) >= end for tp, end in end_offsets.items()):
+            records = (await consumer.getmany(tp, timeout_ms=100, max_records=5000)).get(tp, [])
+            if records:
+                await fold_records(runtime, tp, records)
+            if not runtime.model_ready.is_set() and shared.folded.get(tp.partition, 0) >= end:
                 runtime.model_ready.set()
-                log.info("shared signals: caught up at offsets %s (%d events)", dict(shared.folded),
+                log.info("shared signals: caught up at offset %d (%d events)", shared.folded[tp.partition],
                          runtime.model.fed.total)
     finally:
         await consumer.stop()
+
+
+async def start_offset(runtime: WorkerRuntime, resumed: int | None, first: int, end: int) -> int:
+    """Where to fold from: the snapshot's offset, or the log's start. A snapshot ahead of the log (the topic was
+    made anew) is dropped; a log that no longer holds the snapshot's next offset, or its own start, is reported."""
+    if resumed is not None and resumed > end:
+        log.error("shared signals: the snapshot was folded to offset %d but the shared log ends at %d (a new topic?); "
+                  "dropping it and folding the log from its start", resumed, end)
+        await runtime.in_model_thread(runtime.drop_shared_signals)
+        resumed = None
+    start = first if resumed is None else resumed
+    if start < first or (resumed is None and first > 0):
+        log.error("shared signals: the shared log starts at offset %d, so the increments before it are missing "
+                  "from this worker's signals (the topic must keep its records forever)", first)
+    return max(start, first)
+
+
+async def fold_records(runtime: WorkerRuntime, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    """Folds a fetch of the log once the catalogue has every item it names (waiting for the catalogue follower,
+    which may trail the worker that sent them, up to CATALOGUE_WAIT_S); records that are no increment this model
+    can fold are counted and skipped."""
+    increments = []
+    for record in records:
+        try:
+            increment = SharedIncrement.from_json(record.value)
+            runtime.model.check_increment(increment)
+            increments.append(increment)
+        except (ValueError, KeyError, TypeError) as error:
+            runtime.metrics.shared_malformed.inc()
+            log.error("shared signals: %s[%d]@%d is no increment (%s); skipped", tp.topic, tp.partition,
+                      record.offset, error)
+    await items_known(runtime, increments)
+    position = {tp.partition: records[-1].offset + 1}
+    await runtime.in_model_thread(runtime.fold_shared, increments, position)
+    runtime.metrics.shared_staleness.observe(max(time.time() - records[-1].timestamp / 1000, 0.0))
+    await runtime.shared_log.advanced_to(position)
+
+
+async def items_known(runtime: WorkerRuntime, increments: list[SharedIncrement]) -> None:
+    """Waits until the catalogue holds every item the increments name, or CATALOGUE_WAIT_S passed."""
+    deadline = time.monotonic() + CATALOGUE_WAIT_S
+    index = runtime.model.catalogue.index
+    missing = {item for increment in increments for item in (increment.item_id, *increment.previous)
+               if item not in index}
+    while missing and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        missing = {item for item in missing if item not in index}
+    if missing:
+        log.error("shared signals: %d items named by the shared log are not in the catalogue after %.0fs (e.g. %s); "
+                  "their counts are left out", len(missing), CATALOGUE_WAIT_S, sorted(missing)[0])
 
 
 async def resume_shared_signals(runtime: WorkerRuntime) -> dict[int, int]:

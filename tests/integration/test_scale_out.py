@@ -63,12 +63,15 @@ def shared_state(port: int) -> dict[str, Any] | None:
 
 
 def shared_states_at(ports: list[int], events: int, timeout_s: float) -> dict[int, dict[str, Any] | None]:
-    """Each worker's shared signals, waiting until every one has folded `events` events."""
+    """Each worker's shared signals, waiting until every one has folded `events` events and all are at one offset
+    (increments sent twice after a kill may trail the last new one)."""
     deadline = time.monotonic() + timeout_s
     states: dict[int, dict[str, Any] | None] = {}
     while time.monotonic() < deadline:
         states = {port: shared_state(port) for port in ports}
-        if all(state is not None and state["events"] >= events for state in states.values()):
+        known = [state for state in states.values() if state is not None]
+        if len(known) == len(ports) and all(state["events"] >= events for state in known) and \
+                len({json.dumps(state["offsets"]) for state in known}) == 1:
             break
         time.sleep(1.0)
     return states

@@ -1,8 +1,10 @@
 """The shared signals as a log of increments: learning leaves them alone, folding in one order gives one state."""
 
+import asyncio
 import random
 
 import numpy as np
+import pytest
 
 from sinks.online_model import OnlineModel
 from sinks.shared_increments import JudgedContext, SharedIncrement
@@ -82,3 +84,28 @@ def test_an_increment_sent_twice_counts_once() -> None:
     assert twice.fold(increments[:70]) == 70
     assert twice.fold(increments[50:]) == len(increments) - 70  # a worker died after sending 50..69, sent them again
     assert shared_digest(twice) == shared_digest(model)
+
+
+def test_an_increment_from_a_model_with_other_factors_is_refused_before_the_fold() -> None:
+    model = OnlineModel(catalogue(ITEMS))
+    [good] = [increment for increment in increments_of(model, events(30)) if increment.judged is not None][:1]
+    assert good.judged is not None
+    model.check_increment(good)
+    other = SharedIncrement(1, "a1", 0, 1.0, (), JudgedContext(good.judged.context, good.judged.standardised,
+                                                                np.zeros(3)))
+    with pytest.raises(ValueError, match="gradient has 3 values"):
+        model.check_increment(other)
+
+
+def test_a_wait_for_offsets_already_folded_returns_at_once_even_without_time() -> None:
+    from streams.shared_log import SharedLog
+
+    async def waits() -> tuple[bool, bool, bool]:
+        log = SharedLog()
+        await log.advanced_to({0: 10})
+        late = asyncio.create_task(log.wait_folded({0: 12}, timeout_s=5))
+        await asyncio.sleep(0)
+        await log.advanced_to({0: 13})
+        return await log.wait_folded({0: 9}, timeout_s=0), await log.wait_folded({0: 13}, 0.01), await late
+
+    assert asyncio.run(waits()) == (True, False, True)
