@@ -81,6 +81,28 @@ def item_events(events: list) -> int:  # type: ignore[type-arg]
     return sum(event.item_id is not None for event in events)
 
 
+HIT_RATE_TOLERANCE = 0.08
+"""Two runs window and rank at other moments, so their lists are judged on other pairs of ~300 each: about three
+standard errors of the difference of two hit rates near 0.1."""
+
+
+def next_item_hits(run: PipelineRun, events: list) -> list[bool]:  # type: ignore[type-arg]
+    """For every list the run emitted, whether the user's next event on an item after the list's trigger was in it
+    (a replay-style check of what the lists were worth when they were served)."""
+    lists = {record["trigger_event_id"]: {item["item_id"] for item in record["items"]}
+             for record in run.read_all(run.settings.recommendations_topic)}
+    by_user: dict[str, list] = {}  # type: ignore[type-arg]
+    for event in events:
+        by_user.setdefault(event.user_id, []).append(event)
+    hits = []
+    for sequence in by_user.values():
+        for n, event in enumerate(sequence):
+            following = next((later for later in sequence[n + 1 :] if later.item_id is not None), None)
+            if event.event_id in lists and following is not None:
+                hits.append(following.item_id in lists[event.event_id])
+    return hits
+
+
 def test_two_workers_rank_with_the_same_shared_counts_as_one_worker(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
     ports = [FIRST_PORT, FIRST_PORT + 1]
     pair = PipelineRun.create(kafka_bootstrap, unique_name("pair"), tmp_path / "pair")
@@ -97,6 +119,7 @@ def test_two_workers_rank_with_the_same_shared_counts_as_one_worker(kafka_bootst
                       ["users"]) for port in ports]
     finally:
         workers.stop_all()
+    pair_hits = next_item_hits(pair, events)
     assert counts == pair.produced, workers.logs()
     assert set(lists) == set(pair.produced)
     assert all(served), f"one worker served no user: {served}"
@@ -118,6 +141,10 @@ def test_two_workers_rank_with_the_same_shared_counts_as_one_worker(kafka_bootst
         assert alone[exact] == first[exact], exact
     for total in ("covisit_total", "transition_total"):  # undecayed counts, summed in another order
         assert alone[total] == pytest.approx(first[total], rel=1e-9), total
+    single_hits = next_item_hits(single, events)
+    assert len(pair_hits) > 150 and len(single_hits) > 150
+    rates = [sum(hits) / len(hits) for hits in (pair_hits, single_hits)]
+    assert rates[1] > 0 and abs(rates[0] - rates[1]) <= HIT_RATE_TOLERANCE, rates
 
 
 def test_kills_restarts_and_rebalances_lose_and_double_nothing(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
