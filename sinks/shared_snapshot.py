@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -52,9 +51,8 @@ class SharedSignals:
     """The sequence model's own bytes (`SequenceModel.to_bytes`)."""
     fed_events: npt.NDArray[np.int64]
     fed_total: int
-    log_partitions: npt.NDArray[np.int64]
-    log_offsets: npt.NDArray[np.int64]
-    """Per partition of the shared log, the next offset to fold: what these signals hold up to."""
+    log_offset: int
+    """The shared log's next offset to fold: what these signals hold up to."""
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -68,8 +66,8 @@ class SharedSignals:
             return cls(**{spec.name: archive[spec.name] for spec in fields(cls)})
 
 
-def shared_snapshot(model: OnlineModel, log_offsets: Mapping[int, int]) -> bytes:
-    """The shared signals of `model`, folded up to `log_offsets` (call it where they are updated, so that it sees
+def shared_snapshot(model: OnlineModel, log_offset: int) -> bytes:
+    """The shared signals of `model`, folded up to `log_offset` (call it where they are updated, so that it sees
     them whole)."""
     scorer, weights = model.scorer, model.weights
     covisit_rows, covisit_columns, covisit_values = scorer.covisitation.counts.pairs()
@@ -103,15 +101,14 @@ def shared_snapshot(model: OnlineModel, log_offsets: Mapping[int, int]) -> bytes
         sequence_model=np.frombuffer(model.sequence.to_bytes(), np.uint8),
         fed_events=model.fed.to_array(),
         fed_total=model.fed.total,
-        log_partitions=np.array(sorted(log_offsets), dtype=np.int64),
-        log_offsets=np.array([log_offsets[p] for p in sorted(log_offsets)], dtype=np.int64),
+        log_offset=log_offset,
     ).to_bytes()
 
 
-def restore_shared(model: OnlineModel, raw: bytes) -> tuple[int, dict[int, int]]:
+def restore_shared(model: OnlineModel, raw: bytes) -> tuple[int, int]:
     """Loads a snapshot into `model`, whose shared signals must still be empty, mapping items to its catalogue's
     rows (counts of items it does not have are left out). Returns how many co-visitation pairs were restored and
-    the shared log's offsets they were folded up to."""
+    the shared log's offset they were folded up to."""
     scorer, weights = model.scorer, model.weights
     if scorer.covisitation.counts.used or scorer.popularity.counts.any() or weights.updates:
         raise ValueError("shared signals can only be restored into a model that has learned nothing yet")
@@ -145,7 +142,7 @@ def restore_shared(model: OnlineModel, raw: bytes) -> tuple[int, dict[int, int]]
     weights.updates = int(data.prior_updates)
     model.sequence.restore(sequence, new_row)
     model.fed.restore(data.fed_events, int(data.fed_total))
-    return pairs, dict(zip(data.log_partitions.tolist(), data.log_offsets.tolist(), strict=True))
+    return pairs, int(data.log_offset)
 
 
 def _restore_pairs(counts: NeighbourCounts, new_row: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],
@@ -174,8 +171,7 @@ def shared_digest(model: OnlineModel) -> dict[str, float | int | str]:
     scorer, weights, ids = model.scorer, model.weights, [item.item_id for item in model.catalogue.items]
     digest = hashlib.blake2b(digest_size=16)
     popularity = scorer.popularity.counts[: len(ids)]
-    for item_id, count in sorted((ids[row], float(popularity[row])) for row in np.flatnonzero(popularity)):
-        digest.update(f"{item_id}:{count!r};".encode())
+    _digest_by_item(digest, ids, popularity, ":")
     pair_totals = {}
     for name, counts in (("covisit", scorer.covisitation.counts), ("transition", scorer.transitions.counts)):
         rows, columns, values = counts.pairs()
@@ -185,9 +181,7 @@ def shared_digest(model: OnlineModel) -> dict[str, float | int | str]:
         for row, column, value in sorted(named):
             digest.update(f"{row}>{column}:{value!r};".encode())
         pair_totals[name] = (len(values), math.fsum(values.tolist()))
-    occurrences = scorer.covisitation.occurrences[: len(ids)]
-    for item_id, count in sorted((ids[row], float(occurrences[row])) for row in np.flatnonzero(occurrences)):
-        digest.update(f"{item_id}#{count!r};".encode())
+    _digest_by_item(digest, ids, scorer.covisitation.occurrences[: len(ids)], "#")
     digest.update(b"".join(array.tobytes() for array in (weights.log_weights, weights.context_map,
                                                           weights.context_mean, weights.context_m2)))
     digest.update(f"{weights.context_count};{model.fed.total}".encode())
@@ -197,3 +191,9 @@ def shared_digest(model: OnlineModel) -> dict[str, float | int | str]:
         "transition_pairs": pair_totals["transition"][0], "transition_total": pair_totals["transition"][1],
         "prior_updates": weights.updates, "fingerprint": digest.hexdigest(),
     }
+
+
+def _digest_by_item(digest: hashlib.blake2b, ids: list[str], counts: npt.NDArray[np.float64], mark: str) -> None:
+    """Adds each nonzero count by its item id, in item id order (so in no catalogue order)."""
+    for item_id, count in sorted((ids[row], float(counts[row])) for row in np.flatnonzero(counts)):
+        digest.update(f"{item_id}{mark}{count!r};".encode())

@@ -351,19 +351,17 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
             raw_states[user_id] = user_states.get(user_id)
     applied = await runtime.in_model_thread(
         apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
-    if not all(of_current_generation(app, event.message) for event in last_message.values()):
-        log.info("a rebalance began while %d windows were applied; they will be fetched again", len(windows))
+    if rebalance_began(last_message, f"{len(windows)} windows were applied"):
         return
     sent = await increments_acked(applied.increments)
-    if not all(of_current_generation(app, event.message) for event in last_message.values()):
-        log.info("a rebalance began while %d windows' increments were sent; they will be fetched again", len(windows))
+    if rebalance_began(last_message, f"{len(windows)} windows' increments were sent"):
         return
     for user_id in applied.last:
         with in_event_context(last_message[user_id]):
             user_states[user_id] = applied.states[user_id].to_bytes()
     runtime.metrics.events_applied.inc(applied.applied)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied.applied)
-    if sent and not await runtime.shared_log.wait_folded(sent, settings.shared_wait_s):
+    if sent is not None and not await runtime.shared_log.wait_folded(sent, settings.shared_wait_s):
         runtime.metrics.shared_wait_timeouts.inc()
         log.warning("shared signals: this step's increments were not folded within %.1fs; ranking without them",
                     settings.shared_wait_s)
@@ -373,15 +371,21 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
     await rank(updates, last_message)
 
 
-async def increments_acked(increments: Sequence[SharedIncrement]) -> dict[int, int]:
+def rebalance_began(last_message: Mapping[str, EventT], meanwhile: str) -> bool:  # type: ignore[type-arg]
+    """Whether a message of the batch is of an earlier consumer generation (its batch writes nothing, and is
+    fetched again)."""
+    if all(of_current_generation(app, event.message) for event in last_message.values()):
+        return False
+    log.info("a rebalance began while %s; they will be fetched again", meanwhile)
+    return True
+
+
+async def increments_acked(increments: Sequence[SharedIncrement]) -> int | None:
     """Sends increments to the shared log and waits for the broker's acks (raises when one is refused); returns the
-    last offset written per partition."""
+    last offset written (None: no increment)."""
     deliveries = [await shared_topic.send(key=increment.item_id.encode(), value=increment.to_json())
                   for increment in increments]
-    last: dict[int, int] = {}
-    for metadata in await asyncio.gather(*deliveries):
-        last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
-    return last
+    return max((metadata.offset for metadata in await asyncio.gather(*deliveries)), default=None)
 
 
 async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> None:

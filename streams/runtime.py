@@ -44,9 +44,9 @@ class WorkerRuntime:
         self.model_ready = asyncio.Event()
         """Set once the catalogue caught up and the shared signals were folded to the shared log's end."""
         self.shared_log = SharedLog()
-        self.shared_offsets: dict[int, int] = {}
-        """Per partition of the shared log, the next offset the model folds (read and written in the model
-        thread, so a snapshot holds the signals and their offsets together)."""
+        self.shared_offset = 0
+        """The shared log's next offset the model folds (read and written in the model thread, so a snapshot holds
+        the signals and their offset together)."""
         self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.recent_queries = RecentQueries(settings.query_cache_size)
         """Read and written in the model thread only."""
@@ -81,37 +81,37 @@ class WorkerRuntime:
 
     def save_shared_signals(self) -> int:
         """Writes a snapshot of the shared signals (in the model thread, where they change); returns its size."""
-        snapshot, events = shared_snapshot(self.model, self.shared_offsets), self.model.fed.total
+        snapshot, events = shared_snapshot(self.model, self.shared_offset), self.model.fed.total
         self.shared_store[self.shared_snapshot_key] = snapshot
         self.metrics.shared_snapshot_events.set(events)
         return len(snapshot)
 
-    def restore_shared_signals(self) -> tuple[int, dict[int, int]] | None:
+    def restore_shared_signals(self) -> tuple[int, int] | None:
         """Loads the last snapshot, if any, into the model before it learns anything; returns the co-visitation
-        pairs restored and the shared log's offsets folded (None without a snapshot)."""
+        pairs restored and the shared log's offset folded to (None without a snapshot)."""
         snapshot = self.shared_store.get(self.shared_snapshot_key)
         if snapshot is None:
             return None
         try:
-            pairs, offsets = restore_shared(self.model, snapshot)
+            pairs, offset = restore_shared(self.model, snapshot)
         except Exception:
             self.drop_shared_signals()  # a restore that failed part way must not be folded onto
             raise
-        self.shared_offsets = dict(offsets)
+        self.shared_offset = offset
         self.metrics.shared_events.set(self.model.fed.total)
         self.metrics.shared_snapshot_events.set(self.model.fed.total)
-        return pairs, offsets
+        return pairs, offset
 
     def drop_shared_signals(self) -> None:
         """A fresh model on the same catalogue: every shared signal empty, nothing folded."""
         self.__dict__["model"] = OnlineModel(self.model.catalogue, self.settings.weighting)
-        self.shared_offsets = {}
+        self.shared_offset = 0
         self.metrics.shared_events.set(0)
 
-    def fold_shared(self, increments: list[SharedIncrement], positions: dict[int, int]) -> None:
-        """Folds increments of the shared log into the model; `positions`: where the log is read up to then."""
+    def fold_shared(self, increments: list[SharedIncrement], next_offset: int) -> None:
+        """Folds increments of the shared log into the model; `next_offset`: where the log is read up to then."""
         self.model.fold(increments)
-        self.shared_offsets.update(positions)
+        self.shared_offset = next_offset
         self.metrics.shared_events.set(self.model.fed.total)
 
     def add_items(self, items: list[Item]) -> int:

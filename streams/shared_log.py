@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -34,22 +33,22 @@ CATALOGUE_WAIT_S = 30.0
 
 
 class SharedLog:
-    """Where this worker's fold of the shared log stands, and a way to wait until it passed given offsets."""
+    """Where this worker's fold of the shared log stands, and a way to wait until it passed an offset."""
 
     def __init__(self) -> None:
-        self.folded: dict[int, int] = {}
-        """Per partition, the next offset to fold."""
+        self.folded = 0
+        """The next offset to fold."""
         self._advanced = asyncio.Condition()
 
-    async def advanced_to(self, positions: Mapping[int, int]) -> None:
+    async def advanced_to(self, next_offset: int) -> None:
         async with self._advanced:
-            self.folded.update(positions)
+            self.folded = next_offset
             self._advanced.notify_all()
 
-    async def wait_folded(self, offsets: Mapping[int, int], timeout_s: float) -> bool:
-        """Waits until every given offset is folded (True), or `timeout_s` passed (False)."""
+    async def wait_folded(self, offset: int, timeout_s: float) -> bool:
+        """Waits until `offset` is folded (True), or `timeout_s` passed (False)."""
         def done() -> bool:
-            return all(self.folded.get(partition, 0) > offset for partition, offset in offsets.items())
+            return self.folded > offset
 
         if done():
             return True
@@ -82,17 +81,17 @@ async def follow_shared_log(runtime: WorkerRuntime) -> None:
         tp = TopicPartition(settings.shared_topic, next(iter(partitions)))
         consumer.assign([tp])
         first, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
-        start = await start_offset(runtime, resumed.get(tp.partition), first, end)
+        start = await start_offset(runtime, resumed, first, end)
         consumer.seek(tp, start)
-        await shared.advanced_to({tp.partition: start})
+        await shared.advanced_to(start)
         log.info("shared signals: folding %s from offset %d (end %d)", settings.shared_topic, start, end)
         while True:
             records = (await consumer.getmany(tp, timeout_ms=100, max_records=5000)).get(tp, [])
             if records:
                 await fold_records(runtime, tp, records)
-            if not runtime.model_ready.is_set() and shared.folded.get(tp.partition, 0) >= end:
+            if not runtime.model_ready.is_set() and shared.folded >= end:
                 runtime.model_ready.set()
-                log.info("shared signals: caught up at offset %d (%d events)", shared.folded[tp.partition],
+                log.info("shared signals: caught up at offset %d (%d events)", shared.folded,
                          runtime.model.fed.total)
     finally:
         await consumer.stop()
@@ -128,10 +127,10 @@ async def fold_records(runtime: WorkerRuntime, tp: TopicPartition, records: list
             log.error("shared signals: %s[%d]@%d is no increment (%s); skipped", tp.topic, tp.partition,
                       record.offset, error)
     await items_known(runtime, increments)
-    position = {tp.partition: records[-1].offset + 1}
-    await runtime.in_model_thread(runtime.fold_shared, increments, position)
+    next_offset = records[-1].offset + 1
+    await runtime.in_model_thread(runtime.fold_shared, increments, next_offset)
     runtime.metrics.shared_staleness.observe(max(time.time() - records[-1].timestamp / 1000, 0.0))
-    await runtime.shared_log.advanced_to(position)
+    await runtime.shared_log.advanced_to(next_offset)
 
 
 async def items_known(runtime: WorkerRuntime, increments: list[SharedIncrement]) -> None:
@@ -148,20 +147,20 @@ async def items_known(runtime: WorkerRuntime, increments: list[SharedIncrement])
                   "their counts are left out", len(missing), CATALOGUE_WAIT_S, sorted(missing)[0])
 
 
-async def resume_shared_signals(runtime: WorkerRuntime) -> dict[int, int]:
+async def resume_shared_signals(runtime: WorkerRuntime) -> int | None:
     """Before any agent touches the model: the shared signals of this worker's last snapshot, if it has one;
-    returns the shared log's offsets it had folded (none: fold from the start)."""
+    returns the shared log's offset it had folded to (None: fold from the start)."""
     if runtime.settings.shared_snapshot_s <= 0:
-        return {}
+        return None
     try:
         resumed = await runtime.in_model_thread(runtime.restore_shared_signals)
     except Exception as error:  # e.g. written by an incompatible version: the worker folds the whole log
         log.error("shared signals: the last snapshot could not be read (%s: %s); folding the shared log from its "
                   "start", type(error).__name__, error)
-        return {}
+        return None
     if resumed is None:
-        return {}
-    pairs, offsets = resumed
-    log.info("shared signals: resumed from the last snapshot (%d co-visitation pairs, shared log offsets %s)",
-             pairs, offsets)
-    return offsets
+        return None
+    pairs, offset = resumed
+    log.info("shared signals: resumed from the last snapshot (%d co-visitation pairs, shared log offset %d)",
+             pairs, offset)
+    return offset

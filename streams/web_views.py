@@ -4,7 +4,7 @@ GET /                          the live page (users, their latest recommendation
 GET /api/users?limit=N         the N most recently updated users served by this worker
 GET /api/users/{user_id}/      one user's latest recommendations and weight history (404 if not served here)
 GET /api/shared/               what this worker's shared signals hold (totals, a fingerprint) and the shared
-                               log's offsets folded
+                               log's offset folded to
 GET /metrics                   Prometheus text format
 """
 
@@ -65,9 +65,8 @@ async def shared_signals(self: View, request: Request) -> Response:
 
 
 def shared_state() -> dict[str, Any]:
-    """The shared signals' digest and the offsets they are folded up to (in the model thread, where they change)."""
-    offsets = {str(partition): offset for partition, offset in runtime.shared_offsets.items()}
-    return {**shared_digest(runtime.model), "offsets": offsets}
+    """The shared signals' digest and the offset they are folded up to (in the model thread, where they change)."""
+    return {**shared_digest(runtime.model), "offset": runtime.shared_offset}
 
 
 @app.page("/metrics")

@@ -71,7 +71,7 @@ def shared_states_at(ports: list[int], events: int, timeout_s: float) -> dict[in
         states = {port: shared_state(port) for port in ports}
         known = [state for state in states.values() if state is not None]
         if len(known) == len(ports) and all(state["events"] >= events for state in known) and \
-                len({json.dumps(state["offsets"]) for state in known}) == 1:
+                len({state["offset"] for state in known}) == 1:
             break
         time.sleep(1.0)
     return states

@@ -72,7 +72,7 @@ def shared_log_loopback(model):  # type: ignore[no-untyped-def]
     async def send(*, key: bytes, value: bytes) -> asyncio.Future[RecordMetadata]:
         log.append(value)
         model.fold([SharedIncrement.from_json(value)])
-        await runtime.shared_log.advanced_to({0: len(log)})
+        await runtime.shared_log.advanced_to(len(log))
         delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         delivery.set_result(RecordMetadata("shared", 0, None, len(log) - 1, -1, 0, 0))  # type: ignore[arg-type]
         return delivery

@@ -102,10 +102,10 @@ def test_a_wait_for_offsets_already_folded_returns_at_once_even_without_time() -
 
     async def waits() -> tuple[bool, bool, bool]:
         log = SharedLog()
-        await log.advanced_to({0: 10})
-        late = asyncio.create_task(log.wait_folded({0: 12}, timeout_s=5))
+        await log.advanced_to(10)
+        late = asyncio.create_task(log.wait_folded(12, timeout_s=5))
         await asyncio.sleep(0)
-        await log.advanced_to({0: 13})
-        return await log.wait_folded({0: 9}, timeout_s=0), await log.wait_folded({0: 13}, 0.01), await late
+        await log.advanced_to(13)
+        return await log.wait_folded(9, timeout_s=0), await log.wait_folded(13, 0.01), await late
 
     assert asyncio.run(waits()) == (True, False, True)

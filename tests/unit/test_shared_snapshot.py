@@ -45,8 +45,8 @@ def test_a_restored_model_ranks_as_the_one_it_was_taken_from() -> None:
     shuffled = ITEMS[:]
     random.Random(1).shuffle(shuffled)
     restored = OnlineModel(catalogue(shuffled))  # rows differ: items arrived in another order
-    pairs, offsets = restore_shared(restored, shared_snapshot(original, {0: 321}))
-    assert offsets == {0: 321}
+    pairs, offset = restore_shared(restored, shared_snapshot(original, 321))
+    assert offset == 321
     assert pairs == len(original.scorer.covisitation.counts.pairs()[0]) > 0
     assert len(restored.scorer.transitions.counts.pairs()[0]) == len(original.scorer.transitions.counts.pairs()[0]) > 0
     assert restored.weights.log_weights.tolist() == original.weights.log_weights.tolist()
@@ -68,7 +68,7 @@ def test_events_fed_before_a_snapshot_are_not_counted_again_after_the_restore() 
     original = OnlineModel(catalogue(ITEMS))
     committed = learned(original, log[:100])
     at_snapshot = learned(original, log[100:120], committed)
-    snapshot = shared_snapshot(original, {})
+    snapshot = shared_snapshot(original, 0)
     learned(original, log[120:], at_snapshot)
     restored = OnlineModel(catalogue(ITEMS))
     restore_shared(restored, snapshot)
@@ -98,13 +98,13 @@ def test_only_an_empty_model_takes_a_snapshot() -> None:
     model = OnlineModel(catalogue(ITEMS))
     learned(model, events(20))
     with pytest.raises(ValueError, match="learned nothing yet"):
-        restore_shared(model, shared_snapshot(model, {}))
+        restore_shared(model, shared_snapshot(model, 0))
 
 
 def test_a_snapshot_that_cannot_be_read_changes_nothing() -> None:
     source = OnlineModel(catalogue(ITEMS))
     learned(source, events(40))
-    good = shared_snapshot(source, {})
+    good = shared_snapshot(source, 0)
     target = OnlineModel(catalogue(ITEMS))
     for raw in (b"not a snapshot", good[: len(good) // 2]):
         with pytest.raises((ValueError, zipfile.BadZipFile)):
