@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,11 +34,13 @@ from streams.events import BehaviorEvent, Item
 from weighting.config import WeightingConfig
 from weighting.context import CONTEXT_FEATURES
 from weighting.factors import FACTORS, Factor
-from weighting.user_state import UserState
+from weighting.user_state import UserState, Vector
 from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
 MISS = math.inf
+QUERY_CHUNK = 1024
+"""Distinct search queries encoded per call."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,23 @@ class ReplayResult:
                 "ms_per_event": 1000 * self.seconds / max(self.events, 1), "evaluated_ids": self.evaluated_ids,
                 "hits": self.hits,
                 "weight_history": self.weight_history}
+
+
+def query_vectors(events: Sequence[BehaviorEvent], encoder: TextEncoder) -> dict[str, Vector]:
+    """The vector of every search's query by event id, as the encoded topic carries it to the weigh stage (float16),
+    each distinct query encoded once."""
+    searches = {event.event_id: event.query for event in events if event.kind == "search" and event.query}
+    distinct = list(dict.fromkeys(searches.values()))
+    vectors = {}
+    for start in range(0, len(distinct), QUERY_CHUNK):
+        chunk = distinct[start : start + QUERY_CHUNK]
+        vectors.update(zip(chunk, encoder.encode(chunk).astype(np.float16).astype(np.float32), strict=True))
+    return {event_id: vectors[query] for event_id, query in searches.items()}
+
+
+def user_events(events: Sequence[BehaviorEvent], queries: Mapping[str, Vector]) -> list[UserEvent]:
+    """The events as the weigh stage gets them: each search with its query's vector."""
+    return [UserEvent(e.user_id, e.profile_event(), queries.get(e.event_id)) for e in events]
 
 
 def build_catalogue(items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None) -> Catalogue:
@@ -142,10 +161,14 @@ def replay(
     events: Sequence[BehaviorEvent],
     options: ReplayOptions,
     config: WeightingConfig | None = None,
+    *,
     tracked_users: Sequence[str] = (),
+    queries: Mapping[str, Vector] | None = None,
 ) -> ReplayResult:
     """Runs the prequential protocol (see the module docstring); the static fusion is tuned on judged rankings of
-    the first `tune_share` of events only, and the dynamic model learns from the first event on, as live."""
+    the first `tune_share` of events only, and the dynamic model learns from the first event on, as live. `queries`
+    are the searches' vectors by event id (`query_vectors`); a search without one leaves the query factor as it
+    was."""
     started = time.monotonic()
     config = replace(config or WeightingConfig(), seed=options.seed)
     model = OnlineModel(catalogue, config)
@@ -175,7 +198,7 @@ def replay(
                 counts_before.setdefault(event.event_id, item_counts[event.item_id])
                 item_counts[event.item_id] += 1
         judgements: list[Judgement] = []
-        learned = model.learn_and_fold(states, [UserEvent(e.user_id, e.profile_event()) for e in block], judgements)
+        learned = model.learn_and_fold(states, user_events(block, queries or {}), judgements)
         states.update(learned.states)
         for judgement in judgements:
             index = position[judgement.event_id]
@@ -275,7 +298,8 @@ def format_table(result: ReplayResult, k: int) -> str:
 
 
 def recommendation_trace(
-    catalogue: Catalogue, events: Sequence[BehaviorEvent], k: int, config: WeightingConfig | None = None
+    catalogue: Catalogue, events: Sequence[BehaviorEvent], k: int, config: WeightingConfig | None = None, *,
+    queries: Mapping[str, Vector] | None = None,
 ) -> list[tuple[str, list[str]]]:
     """After each event, the acting user's top-k item ids: what the live pipeline emits with one-event windows.
 
@@ -284,11 +308,9 @@ def recommendation_trace(
     model = OnlineModel(catalogue, config)
     states: dict[str, UserState] = {}
     trace = []
-    for event in events:
-        state = model.learn(
-            event.user_id, states.get(event.user_id) or model.new_state(),
-            event.profile_event(),
-        )
+    for event, user_event in zip(events, user_events(events, queries or {}), strict=True):
+        state = model.learn(event.user_id, states.get(event.user_id) or model.new_state(), user_event.event,
+                            user_event.query_vector)
         states[event.user_id] = state
         update = WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json())
         [recommendation] = model.recommend([update], k)

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from bench.drift_scenarios import drift_log, recovery
     from bench.movielens import load_movielens
-    from bench.replay import ReplayOptions, build_catalogue, replay
+    from bench.replay import ReplayOptions, build_catalogue, query_vectors, replay
     from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
     from streams.catalogue_data import builtin_catalogue
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             describe(seed_events, catalogue, args)
         active = [user for user, _ in Counter(e.user_id for e in seed_events).most_common(4)]
         options = ReplayOptions(k=k, sample=args.sample, tune_share=args.tune_share, seed=seed)
-        result = replay(catalogue, seed_events, options, settings.weighting, tracked_users=active)
+        result = replay(catalogue, seed_events, options, settings.weighting, tracked_users=active,
+                        queries=query_vectors(seed_events, encoder))
         print_seed(result, seed, k)
         if log:
             recoveries.append(recovery(result, log.after_switch(AFTER_SWITCH), k))

@@ -7,14 +7,14 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from bench.replay import build_catalogue, recommendation_trace
+from bench.replay import build_catalogue, query_vectors, recommendation_trace
 from encoders.vector_cache import VectorCache
 from streams.synthetic import behaviour_stream, make_users
 from tests.integration.harness import PipelineRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MIX = (("view", 0.6), ("click", 0.2), ("cart", 0.1), ("purchase", 0.05), ("skip", 0.05))
+MIX = (("view", 0.5), ("click", 0.2), ("cart", 0.1), ("purchase", 0.05), ("search", 0.1), ("skip", 0.05))
 
 
 def test_live_recommendations_equal_the_replay(kafka_bootstrap, unique_name, tmp_path, encoder) -> None:  # type: ignore[no-untyped-def]
@@ -43,6 +43,7 @@ def test_live_recommendations_equal_the_replay(kafka_bootstrap, unique_name, tmp
         run.stop()
     cache = VectorCache(Path(run.settings.data_dir) / "item-vectors", encoder.model_name)
     catalogue = build_catalogue(run.items, encoder, cache)
-    replayed = recommendation_trace(catalogue, events, run.settings.top_k)
+    replayed = recommendation_trace(catalogue, events, run.settings.top_k, queries=query_vectors(events, encoder))
+    assert sum(event.kind == "search" for event in events) >= 3  # the query factor is in both
     assert len(live) == len(events)
     assert live == replayed

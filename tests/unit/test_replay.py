@@ -6,11 +6,11 @@ import pytest
 
 from bench.drift_scenarios import drift_log, recovery
 from bench.paired_stats import paired_differences
-from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, replay
+from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, query_vectors, replay
 from bench.replay_command import LoadReport, load_jsonl
 from bench.static_tuning import RankingSamples, tune_static
 from sinks.catalogue import Catalogue, CatalogueItem
-from streams.events import Item
+from streams.events import BehaviorEvent, Item
 from streams.synthetic import behaviour_stream, make_users
 from weighting.factors import FACTORS, Factor
 
@@ -130,3 +130,47 @@ def test_a_real_jsonl_log_loads_and_bad_lines_are_reported(tmp_path: Path, capsy
     assert len(lines) == 3 and lines[0].startswith(f"{items}:2: skipped: ")
     assert "teleport" in lines[2] and "Traceback" not in "".join(lines)
     assert orjson.loads(events.read_bytes().splitlines()[0])["ts"] == loaded_events[1].ts
+
+
+class TopicEncoder:
+    """Encodes a query as the centre of the topic it names (its first word), counting the texts it is given."""
+
+    dim = 16
+    model_name = "topic-centres"
+
+    def __init__(self, centres: dict[str, np.ndarray]) -> None:
+        self.centres = centres
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.texts += texts
+        rows = [self.centres[text.split()[0]] for text in texts]
+        return np.stack([row / np.linalg.norm(row) for row in rows]).astype(np.float32)
+
+
+def test_the_replay_ranks_by_the_queries_searched() -> None:
+    topics = ["a", "b", "c", "d"]
+    catalogue, items = topic_catalogue(topics, 30)
+    by_topic = {t: [i for i in items if i.tags[0] == t] for t in topics}
+    rng = np.random.default_rng(3)
+    events, ts = [], 1_000_000
+    for n in range(400):  # each user searches a topic, then views three of its items
+        user, topic = f"u{n % 20}", topics[int(rng.integers(4))]
+        events.append(BehaviorEvent(f"e{n}-s", user, "search", ts, query=f"{topic} please"))
+        for m in range(3):
+            item = by_topic[topic][int(rng.integers(30))]
+            events.append(BehaviorEvent(f"e{n}-{m}", user, "view", ts + m + 1, item_id=item.item_id))
+        ts += 10
+    centres = {t: np.mean([catalogue.vectors[catalogue.index[i.item_id]] for i in by_topic[t]], axis=0)
+               for t in topics}
+    encoder = TopicEncoder(centres)
+    queries = query_vectors(events, encoder)
+    assert len(queries) == 400 and sorted(encoder.texts) == sorted(f"{t} please" for t in topics)  # each once
+    assert queries["e0-s"].dtype == np.float32 and np.array_equal(queries["e0-s"],
+                                                                   queries["e0-s"].astype(np.float16))
+    options = ReplayOptions(tune_share=0.2, block=32, resamples=100, progress=False)
+    searched = replay(catalogue, events, options, queries=queries).metrics
+    unsearched = replay(catalogue, events, options).metrics
+    assert unsearched["query"]["HR@10"] == 0.0
+    assert searched["query"]["HR@10"] > 0.2  # a topic's 30 items, ten listed: a third when the search is the last
+    assert searched[DYNAMIC]["HR@10"] > 1.2 * unsearched[DYNAMIC]["HR@10"]
