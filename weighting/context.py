@@ -13,8 +13,8 @@ from weighting.user_state import UserState
 from weighting.user_update import interest_drift, interest_entropy, query_presence
 
 CONTEXT_FEATURES: tuple[str, ...] = (
-    "entropy", "drift", "log_gap_s", "session_position", "log_history", "search_recency", "covisit_evidence",
-    "transition_evidence",
+    "entropy", "drift", "log_gap_s", "session_position", "log_history", "search_recency", "items_since_search",
+    "covisit_evidence", "transition_evidence",
 )
 """The context features, in the order of a context vector."""
 
@@ -33,15 +33,23 @@ def user_context(state: UserState, config: WeightingConfig, now_ts: int, evidenc
 
     >>> from weighting.user_state import UserState
     >>> user_context(UserState.empty(2), WeightingConfig(), 0, FactorEvidence()).tolist()
-    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.044522437723423, 0.0, 0.0]
     """
     gap_ms = max(now_ts - state.last_ts, 0) if state.n_events else 0
     in_session = state.session_events if gap_ms <= config.session_gap_ms else 0
     return np.array([
         interest_entropy(state), interest_drift(state), math.log1p(gap_ms / 1000.0), math.log1p(in_session),
-        math.log1p(state.n_events), query_presence(state, config, now_ts), math.log1p(evidence.covisit),
-        math.log1p(evidence.transition),
+        math.log1p(state.n_events), query_presence(state, config, now_ts),
+        math.log1p(items_since_search(state, config)), math.log1p(evidence.covisit), math.log1p(evidence.transition),
     ])
+
+
+def items_since_search(state: UserState, config: WeightingConfig) -> int:
+    """How many of the user's remembered item events came after their last search (all of `recent_items` when
+    there was none): a search's intent is spent in the user's own events, whatever the log's clock."""
+    if not state.query_ts:
+        return config.recent_items
+    return sum(item.ts >= state.query_ts for item in state.recent)
 
 
 Context = npt.NDArray[np.float64]
