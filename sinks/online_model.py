@@ -17,13 +17,13 @@ from sinks.fed_events import FedEvents
 from sinks.recommendation import UserRecommendation
 from sinks.scorer import CatalogueScorer, RankingInputs
 from sinks.sequence_model import SequenceModel, SequenceSettings
-from sinks.shared_increments import JudgedContext, SharedIncrement
+from sinks.shared_increments import JudgedContext, SharedIncrement, increment_fingerprint
 from weighting.config import WeightingConfig
 from weighting.context import CONTEXT_FEATURES, Context, user_context
 from weighting.context_weights import ContextWeights, residual_step
 from weighting.factors import FACTORS
 from weighting.fusion_learning import Weights, feedback_gradient
-from weighting.user_state import UserState, Vector, event_fingerprint
+from weighting.user_state import UserState, Vector
 from weighting.user_update import EventInputs, ProfileEvent, apply_event, query_presence
 from weighting.weight_update import Anchor, WeightUpdate, anchors_of, content_profiles, in_effect
 
@@ -188,7 +188,7 @@ class OnlineModel:
         for case, n in enumerate(judged):
             assert candidates is not None
             step = steps[n]
-            first_time = not self.fed.knows(event_fingerprint(step.event.event_id))
+            first_time = not self.fed.knows(increment_fingerprint(step.user_id, step.event.event_id))
             learned[step.user_id], part = self._feedback(step, learned[step.user_id], candidates.of_user(case),
                                                          inputs.anchors[case], prior, first_time=first_time,
                                                          judgements=judgements)
@@ -204,7 +204,7 @@ class OnlineModel:
     def _increment(self, step: _Step, judged: JudgedContext | None) -> SharedIncrement:
         assert step.event.item_id is not None
         return SharedIncrement(
-            event_fingerprint(step.event.event_id), step.event.item_id, step.event.ts,
+            increment_fingerprint(step.user_id, step.event.event_id), step.event.item_id, step.event.ts,
             self.config.strengths.interaction(step.event.kind, step.strength),
             tuple(self.catalogue.items[row].item_id for row in self.positive_rows(step.before)), judged,
         )

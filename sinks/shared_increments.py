@@ -15,6 +15,19 @@ import numpy as np
 import orjson
 
 from weighting.fusion_learning import Weights
+from weighting.user_state import event_fingerprint
+
+
+def increment_fingerprint(user_id: str, event_id: str) -> int:
+    """A 64-bit hash of the user id and event id: an event id needs to be unique only among its user's events, so
+    two users' events of the same id are two increments.
+
+    >>> increment_fingerprint("u1", "7") != increment_fingerprint("u2", "7")
+    True
+    >>> increment_fingerprint("u1", "17") != increment_fingerprint("u11", "7")
+    True
+    """
+    return event_fingerprint(f"{len(user_id)}:{user_id}{event_id}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class SharedIncrement:
     """One event on an item, applied for the first time to its user's state."""
 
     fingerprint: int
-    """The event id's fingerprint (`weighting.user_state.event_fingerprint`): an increment folded twice counts once."""
+    """The event's fingerprint (`increment_fingerprint`): an increment folded twice counts once."""
     item_id: str
     ts: int
     amount: float

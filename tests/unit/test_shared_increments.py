@@ -6,11 +6,12 @@ import random
 import numpy as np
 import pytest
 
-from sinks.online_model import OnlineModel
+from sinks.online_model import OnlineModel, UserEvent
 from sinks.shared_increments import JudgedContext, SharedIncrement
 from sinks.shared_snapshot import shared_digest
 from tests.unit.test_shared_snapshot import ITEMS, catalogue, events
 from weighting.user_state import UserState
+from weighting.user_update import ProfileEvent
 
 
 def increments_of(model: OnlineModel, log: list, batch: int = 16) -> list[SharedIncrement]:  # type: ignore[type-arg]
@@ -109,3 +110,15 @@ def test_a_wait_for_offsets_already_folded_returns_at_once_even_without_time() -
         return await log.wait_folded(9, timeout_s=0), await log.wait_folded(13, 0.01), await late
 
     assert asyncio.run(waits()) == (True, False, True)
+
+
+def test_users_that_number_their_events_alike_all_feed_the_shared_signals() -> None:
+    """Event ids are unique per user only (a producer may number each user's events 1, 2, 3 ...): every user's
+    events count in popularity and co-visitation, and a resent event still counts once."""
+    model = OnlineModel(catalogue(ITEMS))
+    log = [UserEvent(f"u{user}", ProfileEvent(str(n), "view", (10 * user + n) * 1000, ITEMS[(user + n) % len(ITEMS)]))
+           for user in range(5) for n in range(3)]
+    increments = increments_of(model, log)
+    assert len(increments) == 15 and model.fed.total == 15
+    assert float(model.scorer.popularity.counts.sum()) == pytest.approx(15 * model.config.strengths.view, rel=1e-3)
+    assert model.fold(increments) == 0  # folded again: nothing counts twice
