@@ -17,9 +17,6 @@ from bench.drift_scenarios import SCENARIOS
 from streams.events import BehaviorEvent, InvalidRecordError, Item, parse_event, parse_item
 from streams.settings import Settings
 
-AFTER_SWITCH = 5
-"""A drift scenario's recovery is HR over this many events after each user's switch."""
-
 
 @dataclass
 class LoadReport:
@@ -69,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bench.drift_scenarios import drift_log, recovery
+    from bench.drift_scenarios import AFTER_SHIFT, drift_log, recovery, scenario_items
     from bench.movielens import load_movielens
     from bench.replay import ReplayOptions, build_catalogue, query_vectors, replay
     from encoders.backends import make_encoder
@@ -78,7 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     report = LoadReport()
     if args.synthetic:
-        items, events = builtin_catalogue(), []
+        items, events = scenario_items(args.synthetic, builtin_catalogue()), []
     else:
         items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl, report)
     if report.rejected:
@@ -100,9 +97,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = replay(catalogue, seed_events, options, settings.weighting, tracked_users=active,
                         queries=query_vectors(seed_events, encoder))
         print_seed(result, seed, k)
-        if log:
-            recoveries.append(recovery(result, log.after_switch(AFTER_SWITCH), k))
-            print(f"HR@{k} over the first {AFTER_SWITCH} events after a switch "
+        if log and log.shifted:
+            recoveries.append(recovery(result, log.shifted, k))
+            print(f"HR@{k} over the first {AFTER_SHIFT} events after a shift of interest "
                   f"({int(recoveries[-1]['evaluations'])} evaluated): "
                   + ", ".join(f"{name} {hr:.4f}" for name, hr in recoveries[-1].items() if name != "evaluations"))
         results.append(result)
@@ -141,11 +138,11 @@ def print_seed(result: Any, seed: int, k: int) -> None:
 
 
 def seeds_summary(results: Sequence[Any], k: int, recoveries: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """Per method: HR@k on each seed (overall, on cold-start events, after a switch), and the paired comparison
+    """Per method: HR@k on each seed (overall, on cold-start events, after a shift), and the paired comparison
     with the dynamic model on each seed."""
     methods = list(results[0].metrics)
     return {name: {"hr": [r.metrics[name][f"HR@{k}"] for r in results],
-                   "after_switch_hr": [rec.get(name) for rec in recoveries],
+                   "after_shift_hr": [rec.get(name) for rec in recoveries],
                    "cold_hr": [r.cold_start.get(name, {}).get(f"HR@{k}") for r in results],
                    "ratio": [r.paired[name]["ratio"] for r in results] if name in results[0].paired else [],
                    "interval_above_0": [r.paired[name]["difference_interval"][0] > 0 for r in results]
@@ -156,13 +153,13 @@ def seeds_summary(results: Sequence[Any], k: int, recoveries: Sequence[dict[str,
 def format_summary(summary: dict[str, Any], k: int) -> str:
     n_seeds = len(next(iter(summary.values()))["hr"])
     lines = [f"\nover {n_seeds} seed(s), per seed: HR@{k}; dynamic ÷ method; on how many seeds the paired 95% "
-             f"interval of (dynamic − method) lies above 0; HR@{k} on cold-start events; after a switch"]
+             f"interval of (dynamic − method) lies above 0; HR@{k} on cold-start events; after a shift"]
     for name, entry in summary.items():
         hr = " ".join(f"{v:.4f}" for v in entry["hr"])
         ratio = " ".join(f"{v:.3f}" for v in entry["ratio"]) or "-"
         above = f"{sum(entry['interval_above_0'])}/{len(entry['interval_above_0'])}" if entry["ratio"] else "-"
         cold = " ".join("-" if v is None else f"{v:.4f}" for v in entry["cold_hr"])
-        after = " ".join(f"{v:.4f}" for v in entry["after_switch_hr"] if v is not None)
+        after = " ".join(f"{v:.4f}" for v in entry["after_shift_hr"] if v is not None)
         lines.append(f"  {name:40s} {hr}  | {ratio} | {above} | cold {cold}" + (f" | after {after}" if after else ""))
     return "\n".join(lines)
 

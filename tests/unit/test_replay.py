@@ -4,7 +4,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.drift_scenarios import drift_log, recovery
+from bench.drift_scenarios import ScenarioSize, drift_log, recovery
 from bench.paired_stats import paired_differences
 from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, query_vectors, replay
 from bench.replay_command import LoadReport, load_jsonl
@@ -103,9 +103,9 @@ def test_replay_evaluates_every_method_on_the_same_events() -> None:
 def test_dynamic_weights_recover_after_an_interest_switch_faster_than_static() -> None:
     topics = ["a", "b", "c", "d"]
     catalogue, items = topic_catalogue(topics, 40)
-    log = drift_log("switch", items, seed=2, users=80, events_per_user=60, switch_between=(25, 40))
+    log = drift_log("switch", items, seed=2, size=ScenarioSize(users=80, events_per_user=60))
     result = replay(catalogue, log.events, ReplayOptions(tune_share=0.2, block=64, resamples=100, progress=False))
-    after = recovery(result, log.after_switch(5), 10)
+    after = recovery(result, log.shifted, 10)
     print(f"HR@10 in the 5 events after the switch: dynamic {after[DYNAMIC]:.3f}, static {after[STATIC]:.3f}")
     assert after["evaluations"] > 200
     assert after[DYNAMIC] > 1.3 * after[STATIC]
