@@ -6,8 +6,23 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from streams.settings import Settings, settings_env, settings_reference
+
+
+class CommandError(Exception):
+    """What stops a command, in one line for the user."""
+
+
+def require_kafka(settings: Settings) -> None:
+    """Raises CommandError saying why the configured Kafka cannot be used (unreachable, refused credentials)."""
+    from streams.connection_check import KafkaUnavailableError, check_connection
+
+    try:
+        check_connection(settings)
+    except KafkaUnavailableError as error:
+        raise CommandError(str(error)) from None
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -16,13 +31,13 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
     topic = args.topic or (settings.items_topic if args.items else settings.behaviour_topics[0])
     items = args.items or topic == settings.items_topic
-    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
-    producer = idempotent_producer(settings)
-    try:
-        report = publish_lines(producer, topic, source, items=items, progress=args.file != "-")
-    finally:
-        producer.close()
-        source.close()
+    with sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb") as source:
+        require_kafka(settings)
+        producer = idempotent_producer(settings)
+        try:
+            report = publish_lines(producer, topic, source, items=items, progress=args.file != "-")
+        finally:
+            producer.close()
     for line in report.lines("items" if items else "events", topic):
         print(line)
     return 0
@@ -31,6 +46,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tail import follow, format_recommendation
 
+    require_kafka(settings)
     try:
         for rec in follow(settings, user=args.user, from_beginning=args.from_beginning):
             print(format_recommendation(rec, {}, top=args.top), flush=True)
@@ -42,6 +58,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
+    require_kafka(settings)
     ensure_topics(settings)
     options = ["--loglevel", args.loglevel, *(["--without-web"] if args.without_web else [])]
     if not args.once:
@@ -76,6 +93,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
+    require_kafka(settings)
     created = ensure_topics(settings)
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
@@ -96,8 +114,15 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Says what is wrong with the command line in one line (argparse's usage block is what --help is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftrec", description="A real-time recommender over Apache Kafka.")
+    parser = OneLineParser(prog="driftrec", description="A real-time recommender over Apache Kafka.")
     commands = parser.add_subparsers(dest="command", required=True)
     produce = commands.add_parser("produce", help="send JSONL events or items to Kafka")
     produce.add_argument("file", help="a JSONL file, or - for standard input")
@@ -135,9 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NEEDS_KAFKA = frozenset({"produce", "tail", "worker", "topics"})
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -145,15 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.command in NEEDS_KAFKA:
-        from streams.connection_check import KafkaUnavailableError, check_connection
+    try:
+        return int(args.run(args, settings))
+    except OSError as error:  # a file that is missing, unreadable or a directory
+        print(f"error: {file_problem(error)}", file=sys.stderr)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+    return 1
 
-        try:
-            check_connection(settings)
-        except KafkaUnavailableError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    return int(args.run(args, settings))
+
+def file_problem(error: OSError) -> str:
+    """An OSError as one line: the file, then what is wrong with it.
+
+    >>> file_problem(FileNotFoundError(2, "No such file or directory", "events.jsonl"))
+    'events.jsonl: No such file or directory'
+    """
+    return f"{error.filename}: {error.strerror}" if error.filename is not None else str(error)
 
 
 if __name__ == "__main__":
