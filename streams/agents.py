@@ -200,7 +200,7 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
         await send_dead_letter(routed.reason, routed.record, event.key, source)
         return None
     runtime.metrics.events_in.labels(routed.event.kind).inc()
-    return WindowedEvent.read_at(routed.event, source, arrived)
+    return WindowedEvent.read_at(routed.event.no_later_than(int(arrived)), source, arrived)
 
 
 async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:

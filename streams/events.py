@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -35,6 +35,15 @@ class BehaviorEvent:
     item_id: str | None = None
     query: str | None = None
     value: float | None = None
+
+    def no_later_than(self, arrived_ms: int) -> BehaviorEvent:
+        """The event stamped no later than it arrived: a producer's clock running ahead (validation allows up to
+        `Limits.max_future_ms`) would otherwise hold its user's profiles undecayed until that time came.
+
+        >>> BehaviorEvent("e", "u", "view", 5_000, "i").no_later_than(4_000).ts
+        4000
+        """
+        return self if self.ts <= arrived_ms else replace(self, ts=arrived_ms)
 
     def profile_event(self) -> ProfileEvent:
         """The part of the event the weighting stage learns from."""

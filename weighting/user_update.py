@@ -36,7 +36,10 @@ class EventInputs:
 def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, config: WeightingConfig) -> UserState:
     """Returns the new state: profiles and bookkeeping (the residual learns in `sinks.online_model`).
 
-    An event whose id was already applied returns the state unchanged, so redelivery counts nothing twice.
+    The profiles decay, and a long gap resets the short-term one, by the time since the user's last item event (the
+    profiles change only on item events, so a search in between does not reset their clock); the session counts
+    every event. An event whose id was already applied returns the state unchanged, so redelivery counts nothing
+    twice.
     """
     fingerprint = event_fingerprint(event.event_id)
     if fingerprint in state.applied:
@@ -48,8 +51,9 @@ def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, conf
         changes.update(query=unit(aged + inputs.query_vector), query_ts=event.ts)
     elif event.item_id is not None and inputs.item_vector is not None:
         strength = config.strengths.of(event.kind, event.value)
+        since_item = float(event.ts - state.recent[-1].ts) if state.recent else 0.0
         long_term, short_term, velocity = decayed_profiles(
-            state.long_term, state.short_term, state.velocity, elapsed, config
+            state.long_term, state.short_term, state.velocity, since_item, config
         )
         new_short = (short_term + strength * inputs.item_vector).astype(np.float32)
         changes.update(

@@ -141,6 +141,18 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
 
 
 @pytest.mark.asyncio
+async def test_ingest_stamps_an_event_from_the_future_with_its_arrival(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = stopped_clock(monkeypatch)
+    ahead = orjson.loads(event("u3", 0)) | {"ts": int(clock["now"]) + 3 * 3_600_000}
+    past = orjson.loads(event("u3", 1)) | {"ts": int(clock["now"]) - 1000}
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (orjson.dumps(ahead), b"u3"), (orjson.dumps(past), b"u3"))
+        window = decode_window(agents.open_windows["u3"])
+    assert [e.event.ts for e in window] == [int(clock["now"]), int(clock["now"]) - 1000]
+    assert window[0].arrived_ms == clock["now"]
+
+
+@pytest.mark.asyncio
 async def test_ingest_flushes_each_due_window_of_a_user_in_order_within_a_batch(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     windows = AsyncMock(side_effect=lambda **_: acked())
     monkeypatch.setattr(agents.windows_topic, "send", windows)

@@ -187,3 +187,19 @@ def test_interest_drift_and_entropy() -> None:
     assert interest_drift(replace(empty, short_term=east, long_term=2 * east)) == pytest.approx(0.0)
     assert interest_drift(replace(empty, short_term=north, long_term=east)) == pytest.approx(0.5)
     assert interest_drift(replace(empty, short_term=-east, long_term=east)) == pytest.approx(1.0)
+
+
+def test_profiles_decay_from_the_last_item_event_whatever_came_between() -> None:
+    """A search after a long gap starts the session, but the profiles' clock is their last item event's: the next
+    item decays and resets them as it would without the search."""
+    config = WeightingConfig(session_gap_ms=60_000, session_reset=0.1)
+    vector = np.array([1.0, 0.0], np.float32)
+    first = apply_event(UserState.empty(2), ProfileEvent("e1", "view", 0, "i1"), EventInputs(vector), config)
+    later = 10 * 3_600_000
+    searched = apply_event(first, ProfileEvent("e2", "search", later), EventInputs(query_vector=vector), config)
+    direct = apply_event(first, ProfileEvent("e3", "view", later + 1000, "i2"), EventInputs(vector), config)
+    after_search = apply_event(searched, ProfileEvent("e3", "view", later + 1000, "i2"), EventInputs(vector), config)
+    assert after_search.short_term == pytest.approx(direct.short_term)
+    assert after_search.long_term == pytest.approx(direct.long_term)
+    assert float(direct.short_term[0]) < 1.1  # the old interest was decayed and reset: about 1 of the new item
+    assert (searched.session_events, after_search.session_events) == (1, 2)
