@@ -43,7 +43,7 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
-from streams.faust_transport import in_event_context, of_current_generation
+from streams.faust_transport import RawTopic, in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
 from streams.query_encoding import encoded_windows
 from streams.shared_log import follow_shared_log
@@ -205,18 +205,25 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
 
 async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:
     """Sends the windows in order and waits for all their acks at once; which ones the broker acked."""
-    deliveries: list[Awaitable[object] | None] = []
-    for user_id, window in flushes:
-        try:
-            deliveries.append(await windows_topic.send(key=user_id.encode(), value=encode_window(window)))
-        except Exception:
-            log.warning("a window of %s could not be sent; it stays in the table", user_id, exc_info=True)
-            deliveries.append(None)
-    outcomes = iter(await asyncio.gather(*(d for d in deliveries if d is not None), return_exceptions=True))
-    acked = [delivery is not None and not isinstance(next(outcomes), BaseException) for delivery in deliveries]
+    acked = await sent_and_acked(windows_topic, [(user_id.encode(), encode_window(window))
+                                                 for user_id, window in flushes])
     if not all(acked):
         log.warning("%d of %d windows were not acked; they stay in the table", acked.count(False), len(acked))
     return acked
+
+
+async def sent_and_acked(topic: RawTopic, records: Sequence[tuple[bytes, bytes]]) -> list[bool]:
+    """Sends (key, value) records in order and waits for all their acks at once; which ones the broker acked (a
+    record whose send raised, or whose delivery failed, was not)."""
+    deliveries: list[Awaitable[object] | None] = []
+    for key, value in records:
+        try:
+            deliveries.append(await topic.send(key=key, value=value))
+        except Exception:
+            log.warning("a record for %s could not be sent to %s", key, topic.get_topic_name(), exc_info=True)
+            deliveries.append(None)
+    outcomes = iter(await asyncio.gather(*(d for d in deliveries if d is not None), return_exceptions=True))
+    return [delivery is not None and not isinstance(next(outcomes), BaseException) for delivery in deliveries]
 
 
 async def weigh_flushed(batch: IngestBatch) -> list[bool]:
@@ -268,12 +275,22 @@ async def register_recovered_windows() -> None:
 
 @app.timer(interval=max(settings.window_max_wait_ms / 2000.0, 0.02))
 async def tick_open_windows() -> None:
+    await tick_quiet_windows()
+
+
+async def tick_quiet_windows() -> None:
     """Asks ingest, through the partition that owns the window, to flush windows that waited too long in a
     partition with no message to flush them on. All are taken before the first send: a send yields, and ingest may
-    open a new window meanwhile (its tick then finds it not due and arms it again)."""
+    open a new window meanwhile (its tick then finds it not due and arms it again). A tick the broker does not ack
+    is armed again with its window's first arrival."""
     quiet_ms = max(settings.window_max_wait_ms / 4.0, 20.0)
-    for user_id in runtime.pending_windows.take_quiet_due(now_ms(), settings.window_max_wait_ms, quiet_ms):
-        await ticks_topic.send(key=user_id.encode(), value=b"")
+    due = runtime.pending_windows.take_quiet_due(now_ms(), settings.window_max_wait_ms, quiet_ms)
+    acked = await sent_and_acked(ticks_topic, [(user_id.encode(), b"") for _, user_id, _ in due])
+    for (partition, user_id, first_arrived), ok in zip(due, acked, strict=True):
+        if not ok:  # armed again: the next tick (or a message of its partition) asks for the flush
+            runtime.pending_windows.opened(partition, user_id, first_arrived)
+    if not all(acked):
+        log.warning("%d of %d ticks were not delivered; their windows stay armed", acked.count(False), len(acked))
 
 
 if settings.shared_snapshot_s > 0:

@@ -101,24 +101,26 @@ class PendingWindows:
         """Removes and returns the users whose window on `partition` waited `max_wait_ms` or more, oldest first;
         notes the partition as active at `now_ms`."""
         self._last_message_ms[partition] = now_ms
-        return self._take(self._opened.get(partition, {}), now_ms, max_wait_ms)
+        return [user_id for user_id, _ in self._take(self._opened.get(partition, {}), now_ms, max_wait_ms)]
 
-    def take_quiet_due(self, now_ms: float, max_wait_ms: float, quiet_ms: float) -> list[str]:
-        """Removes and returns the due windows of partitions with no message for `quiet_ms` (they need a tick)."""
-        return [user_id for partition, opened in self._opened.items()
+    def take_quiet_due(self, now_ms: float, max_wait_ms: float, quiet_ms: float) -> list[tuple[int, str, float]]:
+        """Removes and returns the due windows of partitions with no message for `quiet_ms` (they need a tick), each
+        as (partition, user, first arrival): what `opened` needs to arm it again if its tick is not delivered."""
+        return [(partition, user_id, first) for partition, opened in self._opened.items()
                 if now_ms - self._last_message_ms.get(partition, 0.0) >= quiet_ms
-                for user_id in self._take(opened, now_ms, max_wait_ms)]
+                for user_id, first in self._take(opened, now_ms, max_wait_ms)]
 
     @staticmethod
-    def _take(opened: dict[str, float], now_ms: float, max_wait_ms: float) -> list[str]:
-        users = []
+    def _take(opened: dict[str, float], now_ms: float, max_wait_ms: float) -> list[tuple[str, float]]:
+        """Removes and returns the (user, first arrival) of the windows due, oldest first."""
+        due = []
         for user_id, first in opened.items():
             if now_ms - first < max_wait_ms:
                 break
-            users.append(user_id)
-        for user_id in users:
+            due.append((user_id, first))
+        for user_id, _ in due:
             del opened[user_id]
-        return users
+        return due
 
 
 def source_partition(window: list[WindowedEvent]) -> int:

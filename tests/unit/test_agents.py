@@ -143,11 +143,11 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
 @pytest.mark.asyncio
 async def test_ingest_stamps_an_event_from_the_future_with_its_arrival(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     clock = stopped_clock(monkeypatch)
-    ahead = orjson.loads(event("u3", 0)) | {"ts": int(clock["now"]) + 3 * 3_600_000}
-    past = orjson.loads(event("u3", 1)) | {"ts": int(clock["now"]) - 1000}
+    ahead = orjson.loads(event("u30", 0)) | {"ts": int(clock["now"]) + 3 * 3_600_000}
+    past = orjson.loads(event("u30", 1)) | {"ts": int(clock["now"]) - 1000}
     async with agents.ingest.test_context() as agent:
-        await handled(agent, (orjson.dumps(ahead), b"u3"), (orjson.dumps(past), b"u3"))
-        window = decode_window(agents.open_windows["u3"])
+        await handled(agent, (orjson.dumps(ahead), b"u30"), (orjson.dumps(past), b"u30"))
+        window = decode_window(agents.open_windows["u30"])
     assert [e.event.ts for e in window] == [int(clock["now"]), int(clock["now"]) - 1000]
     assert window[0].arrived_ms == clock["now"]
 
@@ -200,6 +200,24 @@ async def test_a_tick_for_an_earlier_window_rearms_the_open_one(worker_runtime, 
         await handled(agent, (b"", b"u9"))  # that tick, meant for an earlier window, arrives early
         assert runtime.pending_windows.first_arrived(0, "u9") == first and "u9" in agents.open_windows
     assert windows.await_count == 0
+
+
+@pytest.mark.asyncio
+async def test_a_tick_that_is_not_delivered_leaves_its_window_armed(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = stopped_clock(monkeypatch)
+    failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    failed.set_exception(RuntimeError("request timed out"))
+    ticks = AsyncMock(side_effect=[RuntimeError("broker unreachable"), failed, acked()])
+    monkeypatch.setattr(agents.ticks_topic, "send", ticks)
+    pending = runtime.pending_windows
+    first = clock["now"] - 10 * agents.settings.window_max_wait_ms
+    pending.opened(0, "u12", first)
+    pending.opened(1, "u13", first + 1)
+    await agents.tick_quiet_windows()  # neither tick is delivered: both windows stay armed, with their age
+    assert (pending.first_arrived(0, "u12"), pending.first_arrived(1, "u13")) == (first, first + 1)
+    await agents.tick_quiet_windows()  # the next timer sends both again; the first one gets through
+    assert ticks.await_count == 4 and [c.kwargs["key"] for c in ticks.await_args_list] == [b"u12", b"u13"] * 2
+    assert pending.first_arrived(0, "u12") is None and pending.first_arrived(1, "u13") == first + 1
 
 
 @pytest.mark.asyncio

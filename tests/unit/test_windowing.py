@@ -41,9 +41,9 @@ def test_pending_windows_are_taken_per_partition_oldest_first() -> None:
     assert pending.take_due(0, 120.0, 100.0) == []
     assert pending.first_arrived(0, "b") == 50.0 and pending.first_arrived(0, "a") is None
     # partition 0 had a message at 120; partition 1 never did, so only its window needs a tick
-    assert pending.take_quiet_due(130.0, 100.0, quiet_ms=20.0) == ["c"]
+    assert pending.take_quiet_due(130.0, 100.0, quiet_ms=20.0) == [(1, "c", 0.0)]
     assert pending.take_quiet_due(130.0, 100.0, quiet_ms=20.0) == []
-    assert pending.take_quiet_due(200.0, 100.0, quiet_ms=20.0) == ["b"]
+    assert pending.take_quiet_due(200.0, 100.0, quiet_ms=20.0) == [(0, "b", 50.0)]
     pending.opened(0, "d", 190.0)
     pending.closed(0, "d")
     assert pending.take_due(0, 400.0, 100.0) == []
