@@ -1,4 +1,4 @@
-"""The `driftrec` command: produce, tail, worker, demo, replay, topics, broker, config."""
+"""The `driftrec` command: produce, tail, worker, demo, replay, dead-letters, topics, broker, config."""
 
 from __future__ import annotations
 
@@ -90,6 +90,31 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dead_letters import ReplayPlan, Selection, listing, parse_all, read_topic, send
+    from streams.kafka_clients import idempotent_producer
+
+    require_kafka(settings)
+    letters, unreadable = parse_all(record.value for record in read_topic(settings, settings.dead_letter_topic))
+    chosen = [letter for letter in letters if Selection(args.reason, args.source_topic).matches(letter)]
+    print(f"{len(chosen)} of {len(letters)} dead letters in {settings.dead_letter_topic} selected"
+          + (f" ({unreadable} other records skipped)" if unreadable else ""))
+    for line in listing(chosen, args.samples):
+        print(line)
+    if not (args.replay or args.dry_run):
+        return 0
+    plan, sending = ReplayPlan.of(chosen), args.replay and not args.dry_run
+    if sending:
+        producer = idempotent_producer(settings)
+        try:
+            send(producer, plan.records)
+        finally:
+            producer.close()
+    for line in plan.lines(sent=sending):
+        print(line)
+    return 0
+
+
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics_admin import ensure_topics
 
@@ -112,6 +137,22 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     for variable, value in settings_env(settings).items():
         print(f"{variable}={'***' if variable.endswith('PASSWORD') and value else value}")
     return 0
+
+
+DEAD_LETTERS_HELP = """\
+Reads the whole dead-letter topic (every partition, up to its end at the start; no consumer group) and prints
+the selected dead letters' counts per reason, with a few samples each.
+
+--replay sends the selected ones back, with an idempotent producer, once their cause is fixed:
+  * a flushed window's events (an internal error of the encode or weigh stage): each event on its own, keyed by
+    its user, to the behaviour topic it was read from;
+  * a WeightUpdate (a scoring failure): nothing (its events are applied; the user's next event ranks again);
+  * any other record (a rejected event or item, malformed JSON): its original key and value, byte for byte, to
+    its source topic.
+An event a user state applied before changes nothing: a state skips the ids of the last events it applied
+(remembered_event_ids, 512 by default), and the shared signals fold each user's event once. A replayed record
+that fails again is dead-lettered again, as a new record.
+"""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -149,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(replay)
     replay.set_defaults(run=_replay)
+    dead_letters = commands.add_parser(
+        "dead-letters", help="count dead letters by reason, with samples; --replay sends them back",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=DEAD_LETTERS_HELP,
+    )
+    dead_letters.add_argument("--reason", metavar="TEXT",
+                              help="only dead letters whose reason contains TEXT or whose category is TEXT (any case)")
+    dead_letters.add_argument("--source-topic", metavar="TOPIC", help="only dead letters read from TOPIC")
+    dead_letters.add_argument("--samples", type=int, default=3, help="dead letters shown per reason (default 3)")
+    dead_letters.add_argument("--replay", action="store_true", help="send the selected dead letters back")
+    dead_letters.add_argument("--dry-run", action="store_true", help="say what --replay would send; send nothing")
+    dead_letters.set_defaults(run=_dead_letters)
     topics = commands.add_parser("topics", help="create the configured topics")
     topics.set_defaults(run=_topics)
     broker = commands.add_parser("broker", help="the local development broker")

@@ -37,6 +37,7 @@ CASES = {
     "produce to an unreachable broker": (("produce", "{events}"), f"cannot reach Kafka at {UNREACHABLE}"),
     "tail an unreachable broker": (("tail",), f"cannot reach Kafka at {UNREACHABLE}"),
     "topics on an unreachable broker": (("topics",), f"cannot reach Kafka at {UNREACHABLE}"),
+    "dead letters on an unreachable broker": (("dead-letters", "--replay"), f"cannot reach Kafka at {UNREACHABLE}"),
     "a worker on an unreachable broker": (("worker", "--once"), f"cannot reach Kafka at {UNREACHABLE}"),
     "replay a missing JSONL log": (("replay", "--jsonl", "{items}", "{missing}"), "No such file or directory"),
     "replay a directory as a log": (("replay", "--jsonl", "{items}", "{directory}"), "Is a directory"),
