@@ -230,20 +230,22 @@ async def weigh_flushed(batch: IngestBatch) -> list[bool]:
     """Encodes, weighs and ranks the batch's flushed windows in this step (`CHAINS_STAGES`), each user's state read
     and written in the context of the last message of its partition, and waits until the broker acked the new
     states: a window is forgotten only once the state that holds its events is safe. Every window counts as
-    delivered; one the encoder or the model fails on is dead-lettered, as the encode and weigh agents do."""
+    delivered; one the model fails on, or whose search the encoder failed on after every try, is dead-lettered, as
+    the encode and weigh agents do."""
     flushes = batch.windows.flushed
     if not flushes:
         return []
     windows = [[item.to_dict() for item in window] for _, window in flushes]
-    try:
-        encoded = await encoded_windows(windows)
-    except Exception as error:
-        for (user_id, _), events in zip(flushes, windows, strict=True):
-            await dead_letter_flushed_events(user_id, events, error)
-        return [True] * len(flushes)
-    sources = [(batch.last_of_partition[batch.partition_of[user_id]], user_id, payload)
-               for (user_id, _), payload in zip(flushes, encoded, strict=True)]
-    await in_batch_or_one_by_one(weigh_batch, sources, dead_letter_flushed_window)
+    encoded = await encoded_windows(windows)
+    sources = []
+    for (user_id, _), events, payload in zip(flushes, windows, encoded.payloads, strict=True):
+        if payload is None:  # its search could not be encoded, after every try
+            assert encoded.error is not None
+            await dead_letter_flushed_events(user_id, events, encoded.error)
+        else:
+            sources.append((batch.last_of_partition[batch.partition_of[user_id]], user_id, payload))
+    if sources:
+        await in_batch_or_one_by_one(weigh_batch, sources, dead_letter_flushed_window)
     await states_acked()
     return [True] * len(flushes)
 

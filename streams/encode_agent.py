@@ -37,8 +37,8 @@ def checked_window(raw: bytes) -> list[dict[str, Any]]:
 
 @app.agent(windows_topic)
 async def encode(stream):  # type: ignore[no-untyped-def]
-    """Encodes the search queries of a batch of windows in one encoder call; a record that is not a window is
-    dead-lettered, the rest of its batch goes on."""
+    """Encodes the search queries of a batch of windows in one encoder call (tried again on failure); a record that
+    is not a window, or whose search could not be encoded, is dead-lettered, the rest of its batch goes on."""
     async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
         windows, raws = [], []
         for raw in batch:
@@ -47,11 +47,10 @@ async def encode(stream):  # type: ignore[no-untyped-def]
                 raws.append(raw)
             except ValueError as error:  # orjson's decode error is a ValueError too
                 await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
-        try:
-            encoded = await encoded_windows(windows)
-        except Exception as error:
-            for raw in raws:
-                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
-            continue
-        for window, payload in zip(windows, encoded, strict=True):
-            await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))
+        encoded = await encoded_windows(windows)
+        for window, raw, payload in zip(windows, raws, encoded.payloads, strict=True):
+            if payload is None:  # its search could not be encoded, after every try
+                assert encoded.error is not None
+                await dead_letter_internal(raw, None, encoded.error, SourcePosition.unknown(settings.windows_topic))
+            else:
+                await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))

@@ -87,6 +87,11 @@ class Settings:
         "process", "process: the encoder runs in a child process of the worker (its own interpreter and GIL); "
         "thread: in the worker's own process"
     )
+    encoder_attempts: int = setting(
+        4, "tries of a batch's query encoding before its windows with a search are dead-lettered (a window without a "
+        "search never waits on the encoder)"
+    )
+    encoder_backoff_s: float = setting(0.25, "wait before the second try of a failed query encoding, doubling after")
     query_cache_size: int = setting(
         10_000, "search queries whose vectors each worker remembers (least recently used dropped; 0: none)"
     )
@@ -126,6 +131,7 @@ class Settings:
             "batch_size",
             "top_k",
             "encoder_batch_size",
+            "encoder_attempts",
             "max_payload_bytes",
             "max_text_chars",
         )
@@ -137,7 +143,7 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"setting {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("query_cache_size", "shared_snapshot_s", "shared_wait_s"):
+        for name in ("query_cache_size", "shared_snapshot_s", "shared_wait_s", "encoder_backoff_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"setting {name} must be 0 or positive, got {getattr(self, name)}")
         if not self.behaviour_topics:

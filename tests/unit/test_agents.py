@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from unittest.mock import AsyncMock
 
 import numpy as np
@@ -348,19 +349,62 @@ async def test_ingest_of_a_worker_running_every_stage_weighs_and_ranks_its_windo
 
 
 @pytest.mark.asyncio
+def failing_encoder(monkeypatch, worker_runtime, failures: int) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """The encoder fails its first `failures` calls (ZeroDivisionError), then works; returns the calls' texts. The
+    retries wait 1 ms, doubling."""
+    calls: list[list[str]] = []
+    encode = worker_runtime.encoder.encode
+
+    def flaky(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return 1 / 0 if len(calls) <= failures else encode(texts)
+
+    monkeypatch.setattr(worker_runtime.encoder, "encode", flaky)
+    monkeypatch.setattr(worker_runtime, "recent_queries", RecentQueries(16))  # no vector remembered
+    monkeypatch.setattr(worker_runtime, "settings", replace(worker_runtime.settings, encoder_backoff_s=0.001))
+    return calls
+
+
+@pytest.mark.asyncio
 async def test_windows_the_encoder_fails_on_in_ingest_are_dead_lettered(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     windows, weights, _, dead = chained(monkeypatch)
-    monkeypatch.setattr(worker_runtime.encoder, "encode", lambda texts: 1 / 0)
-    monkeypatch.setattr(worker_runtime, "recent_queries", RecentQueries(16))  # no vector remembered
+    calls = failing_encoder(monkeypatch, worker_runtime, failures=100)
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u22", 0), b"u22"), (event("u22", 1, "search", None, "hiking maps"), b"u22"))
         assert "u22" not in agents.open_windows and "u22" not in agents.user_states
+    assert len(calls) == worker_runtime.settings.encoder_attempts == 4  # tried again before dead-lettering
     assert windows.await_count == 0 and weights.await_count == 0
     [failed] = dead.await_args_list
     record = orjson.loads(failed.kwargs["value"])
     assert record["reason"] == "internal error: ZeroDivisionError: division by zero"
     assert [e["event_id"] for e in orjson.loads(record["value"])] == ["u22-0", "u22-1"]
     assert (record["partition"], record["offset"]) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_transient_encoder_failure_is_tried_again_not_dead_lettered(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, weights, _, dead = chained(monkeypatch)
+    calls = failing_encoder(monkeypatch, worker_runtime, failures=2)
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u25", 0, "search", None, "jazz records"), b"u25"))
+        state = UserState.from_bytes(agents.user_states["u25"])
+    assert calls == [["jazz records"]] * 3 and dead.await_count == 0
+    assert state.query_ts > 0 and int(np.argmax(state.query)) == TopicEncoder.words.index("jazz")
+    assert weights.await_count == 1
+
+
+@pytest.mark.asyncio
+async def test_a_window_without_a_search_is_weighed_when_the_encoder_fails(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, weights, _, dead = chained(monkeypatch)
+    failing_encoder(monkeypatch, worker_runtime, failures=100)
+    async with agents.ingest.test_context() as agent:
+        await handled(agent, (event("u26", 0, "purchase", "space-1"), b"u26"),
+                      (event("u27", 0, "search", None, "space walks"), b"u27"))
+        assert UserState.from_bytes(agents.user_states["u26"]).seen == {"space-1"}
+        assert "u27" not in agents.user_states
+    assert [orjson.loads(c.kwargs["value"])["user_id"] for c in weights.await_args_list] == ["u26"]
+    [failed] = dead.await_args_list
+    assert [e["event_id"] for e in orjson.loads(orjson.loads(failed.kwargs["value"])["value"])] == ["u27-0"]
 
 
 @pytest.mark.asyncio
