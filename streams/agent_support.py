@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
 
 import numpy as np
 
 from streams.app import dead_letter_topic, runtime
 from streams.dead_letter import SourcePosition, dead_letter_record
+from streams.stall_watchdog import STALL_EXIT_CODE
 
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
@@ -51,6 +54,32 @@ async def in_batch_or_one_by_one(
                 await step([item])
             except Exception as error:
                 await dead_letter(item, error)
+
+
+@contextmanager
+def stopped_before_ack_on_failure(stage: str) -> Iterator[None]:
+    """Around one step of a stage: an error that escapes it (a bad message is dead-lettered inside, so this is a
+    failure to dead-letter, an outage) ends the worker at once (`stop_before_ack`) instead of ending the step."""
+    try:
+        yield
+    except Exception as error:
+        stop_before_ack(stage, error)
+
+
+def stop_before_ack(stage: str, error: Exception) -> NoReturn:
+    """Ends the worker at once with the exit code `driftrec worker` restarts it on. Faust acks every message of a
+    batch when the batch's step ends (`Stream.take_events`, in a `finally`), whether or not it was processed, so
+    letting the error end the step would commit offsets of messages nobody processed or dead-lettered; after the
+    restart they are fetched again from the last commit."""
+    log.critical("%s: a step failed and could not dead-letter its messages (%s: %s); stopping the worker before "
+                 "they are acked (exit code %d, to be restarted)", stage, type(error).__name__, error, STALL_EXIT_CODE,
+                 exc_info=error)
+    logging.shutdown()
+    exit_now(STALL_EXIT_CODE)
+
+
+exit_now: Callable[[int], NoReturn] = os._exit
+"""How the worker ends at once (no cleanup, so no commit): replaced in tests."""
 
 
 def f16_text(vector: np.ndarray) -> str:

@@ -28,6 +28,7 @@ from streams.agent_support import (
     in_batch_or_one_by_one,
     now_ms,
     send_dead_letter,
+    stopped_before_ack_on_failure,
 )
 from streams.app import (
     app,
@@ -88,7 +89,8 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         current = [event for event in events if of_current_generation(app, event.message)]
         if current:
-            await in_batch_or_one_by_one(ingest_batch, current, dead_letter_event)
+            with stopped_before_ack_on_failure("ingest"):
+                await in_batch_or_one_by_one(ingest_batch, current, dead_letter_event)
 
 
 async def dead_letter_event(event: EventT, error: Exception) -> None:  # type: ignore[type-arg]
@@ -437,17 +439,23 @@ async def weigh(stream):  # type: ignore[no-untyped-def]
     and a batch during which a rebalance began writes nothing (its acks would be refused anyway)."""
     await runtime.model_ready.wait()
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        windows = []
-        for event in events:
-            if not of_current_generation(app, event.message):
-                continue  # buffered before a rebalance: fetched again from the committed offset
-            try:
-                payload = orjson.loads(event.value)
-                windows.append((event, payload["events"][0]["user_id"], payload))
-            except Exception as error:
-                await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
-        if not windows:
-            continue
+        with stopped_before_ack_on_failure("weigh"):
+            await weigh_events(events)
+
+
+async def weigh_events(events: Sequence[EventT]) -> None:  # type: ignore[type-arg]
+    """One batch of the weigh agent: the encoded windows of the current generation, a record that is not one
+    dead-lettered."""
+    windows = []
+    for event in events:
+        if not of_current_generation(app, event.message):
+            continue  # buffered before a rebalance: fetched again from the committed offset
+        try:
+            payload = orjson.loads(event.value)
+            windows.append((event, payload["events"][0]["user_id"], payload))
+        except Exception as error:
+            await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
+    if windows:
         await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
 
 

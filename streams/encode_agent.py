@@ -6,11 +6,12 @@ worker wrote; its own ingest encodes the windows it flushes (`streams.agents.CHA
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from streams.agent_support import dead_letter_internal
+from streams.agent_support import dead_letter_internal, stopped_before_ack_on_failure
 from streams.app import app, encoded_topic, settings, windows_topic
 from streams.dead_letter import SourcePosition
 from streams.query_encoding import encoded_windows
@@ -40,17 +41,23 @@ async def encode(stream):  # type: ignore[no-untyped-def]
     """Encodes the search queries of a batch of windows in one encoder call (tried again on failure); a record that
     is not a window, or whose search could not be encoded, is dead-lettered, the rest of its batch goes on."""
     async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-        windows, raws = [], []
-        for raw in batch:
-            try:
-                windows.append(checked_window(raw))
-                raws.append(raw)
-            except ValueError as error:  # orjson's decode error is a ValueError too
-                await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
-        encoded = await encoded_windows(windows)
-        for window, raw, payload in zip(windows, raws, encoded.payloads, strict=True):
-            if payload is None:  # its search could not be encoded, after every try
-                assert encoded.error is not None
-                await dead_letter_internal(raw, None, encoded.error, SourcePosition.unknown(settings.windows_topic))
-            else:
-                await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))
+        with stopped_before_ack_on_failure("encode"):
+            await encode_batch(batch)
+
+
+async def encode_batch(batch: Sequence[bytes]) -> None:
+    """One batch of the encode agent: its windows' queries encoded, their encoded forms sent."""
+    windows, raws = [], []
+    for raw in batch:
+        try:
+            windows.append(checked_window(raw))
+            raws.append(raw)
+        except ValueError as error:  # orjson's decode error is a ValueError too
+            await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
+    encoded = await encoded_windows(windows)
+    for window, raw, payload in zip(windows, raws, encoded.payloads, strict=True):
+        if payload is None:  # its search could not be encoded, after every try
+            assert encoded.error is not None
+            await dead_letter_internal(raw, None, encoded.error, SourcePosition.unknown(settings.windows_topic))
+        else:
+            await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))

@@ -1,4 +1,5 @@
-"""`driftrec worker` runs the Faust worker in a child process and starts it again when it exits after a stall.
+"""`driftrec worker` runs the Faust worker in a child process and starts it again when it exits to be restarted (a
+stall, or a step that could not dead-letter its messages: exit code 75).
 
 Any other exit (a signal, an error, a clean stop) ends the supervisor with the child's status; SIGTERM and SIGINT
 are passed on to the child, which shuts down cleanly.
@@ -34,5 +35,5 @@ def supervise(command: Sequence[str]) -> int:
         if status != STALL_EXIT_CODE or len(restarts) >= MAX_RESTARTS_PER_HOUR:
             return status
         restarts.append(now)
-        print(f"driftrec worker: the worker stalled (exit {STALL_EXIT_CODE}); restarting it "
+        print(f"driftrec worker: the worker exited to be restarted (exit {STALL_EXIT_CODE}); restarting it "
               f"({len(restarts)} restarts in the last hour)", flush=True)

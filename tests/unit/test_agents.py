@@ -141,6 +141,38 @@ async def test_ingest_windows_valid_events_and_dead_letters_bad_ones(worker_runt
     assert [e["event_id"] for e in flushed] == ["u1-0", "u1-1"]
 
 
+class Stopped(BaseException):
+    """Where the worker would have ended (`agent_support.exit_now`)."""
+
+
+@pytest.mark.asyncio
+async def test_a_batch_that_cannot_be_dead_lettered_stops_the_worker_unacked(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The dead-letter send fails (an outage, a record too large): the worker must end before Faust's take_events
+    acks the batch in its `finally`, so that its messages are fetched again after the restart."""
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", AsyncMock(side_effect=RuntimeError("no leader")))
+    monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
+    monkeypatch.setattr(agent_support.logging, "shutdown", lambda: None)
+    acked_at_stop: list[list[bool]] = []
+
+    def exit_now(code: int) -> None:
+        acked_at_stop.append([message.acked for message in messages])
+        raise Stopped(code)
+
+    monkeypatch.setattr(agent_support, "exit_now", exit_now)
+    messages = []
+    with pytest.raises(Stopped):  # the agent crashed with it, and its test context says so as it closes
+        async with agents.ingest.test_context() as agent:
+            to_message = agent.to_message
+
+            def kept(key, value, **kwargs):  # type: ignore[no-untyped-def]
+                messages.append(to_message(key, value, **kwargs))
+                return messages[-1]
+
+            monkeypatch.setattr(agent, "to_message", kept)
+            await handled(agent, (event("u31", 0), b"u31"), (b"{broken", b"u31"))
+    assert acked_at_stop == [[False, False]]
+
+
 @pytest.mark.asyncio
 async def test_ingest_stamps_an_event_from_the_future_with_its_arrival(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     clock = stopped_clock(monkeypatch)
