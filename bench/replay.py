@@ -312,7 +312,8 @@ def recommendation_trace(
         state = model.learn(event.user_id, states.get(event.user_id) or model.new_state(), user_event.event,
                             user_event.query_vector)
         states[event.user_id] = state
-        update = WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json())
+        update = replace(WeightUpdate.from_json(model.weight_update(event.user_id, state, event.ts).to_json()),
+                         seen=state.seen)
         [recommendation] = model.recommend([update], k)
         trace.append((event.event_id, [item.item_id for item in recommendation.items]))
     return trace

@@ -29,6 +29,7 @@ from sinks.online_model import OnlineModel, UserEvent
 from streams.catalogue_data import builtin_catalogue
 from streams.settings import Settings
 from weighting.factors import FACTORS
+from weighting.seen_items import SeenItems
 from weighting.user_state import UserState
 from weighting.user_update import ProfileEvent
 from weighting.weight_update import Anchor
@@ -155,7 +156,8 @@ def scorer_ceiling(n_items: int, n_users: int, k: int) -> None:
         profile = vectors[anchors_of[u, :5]].mean(axis=0)
         state = UserState.empty(dim)
         state = UserState(dim=dim, long_term=profile, short_term=profile, velocity=state.velocity,
-                          query=vectors[anchors_of[u, 0]], seen=frozenset(ids[j] for j in rng.integers(0, n_items, 50)))
+                          query=vectors[anchors_of[u, 0]],
+                          seen=SeenItems(tuple(ids[j] for j in rng.integers(0, n_items, 50))))
         update = model.weight_update(f"u{u}", state, n_items)
         anchors = tuple(Anchor(ids[row], "view", 0.9**age) for age, row in enumerate(anchors_of[u]))
         updates.append(replace(update, anchors=anchors, weights=rng.dirichlet(np.ones(len(FACTORS)))))

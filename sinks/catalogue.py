@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from weighting.seen_items import FILTER_HASHES, filter_positions
+
 
 @dataclass(frozen=True)
 class CatalogueItem:
@@ -33,6 +35,7 @@ class Catalogue:
         self._matrix: torch.Tensor | None = None
         self._first_seen: npt.NDArray[np.int64] | None = None
         self._undated = False
+        self._filter_positions = np.zeros((0, FILTER_HASHES), np.int64)
         self.replacements = 0
         """How many times a known item's vector was replaced (an index over the rows must then be rebuilt)."""
 
@@ -79,6 +82,13 @@ class Catalogue:
         if self._matrix is None:
             self._matrix = torch.from_numpy(self._vectors).to(self.device)
         return self._matrix
+
+    def filter_positions(self) -> npt.NDArray[np.int64]:
+        """Each row's bit positions in a seen-items filter (rows × hashes), computed once per item."""
+        if len(self._filter_positions) < len(self.items):
+            added = [filter_positions(item.item_id) for item in self.items[len(self._filter_positions) :]]
+            self._filter_positions = np.concatenate([self._filter_positions, np.stack(added)])
+        return self._filter_positions
 
     def first_seen(self) -> npt.NDArray[np.int64]:
         """When each row entered the catalogue (ms)."""

@@ -106,7 +106,7 @@ class OnlineModel:
             catalogue, PopularityCounts(config.popularity_half_life_ms),
             CoVisitation(config.covisit_half_life_ms, config.covisit_span),
             Transitions(config.transition_half_life_ms, config.transition_span), self.sequence,
-            depth=config.candidates_per_factor,
+            depth=config.candidates_per_factor, exclude_seen=config.exclude_seen,
         )
         self.learn_weights = learn_weights
         self.fed = FedEvents(FED_EVENTS_REMEMBERED)
@@ -277,8 +277,7 @@ class OnlineModel:
         profiles = np.zeros((len(states), 3, self.catalogue.dim), np.float32)
         for n, (state, ts) in enumerate(zip(states, times, strict=True)):
             profiles[n] = np.stack(content_profiles(state, config, ts))
-        seen = [state.seen for state in states]
-        users, rows, _ = self.scorer.grouped_rows(seen, (item for group in seen for item in group))
+        users, rows = self.scorer.excluded_rows([state.seen for state in states])
         anchors = [anchors_of(state, config) for state in states]
         sequence = self.sequence.user_vectors([self.positive_rows(state) for state in states])
         return RankingInputs(profiles, sequence, anchors, users, rows, max(times, default=0))

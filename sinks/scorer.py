@@ -31,6 +31,7 @@ from sinks.sequence_model import SequenceModel
 from weighting.config import DAY_MS
 from weighting.context import FactorEvidence
 from weighting.factors import COUNT_FACTORS, FACTORS, TEXT_FACTORS, Factor
+from weighting.seen_items import SeenItems, filter_bits
 from weighting.weight_update import Anchor, WeightUpdate
 
 REASON_ANCHORS = 10
@@ -85,8 +86,9 @@ class CatalogueScorer:
         *,
         depth: int = 100,
         freshness_half_life_ms: float = 14 * DAY_MS,
+        exclude_seen: bool = True,
     ) -> None:
-        """`depth` items per factor's list."""
+        """`depth` items per factor's list; `exclude_seen`: leave what a user acted on out of their candidates."""
         self.catalogue = catalogue
         self.popularity = popularity
         self.covisitation = covisitation
@@ -94,6 +96,7 @@ class CatalogueScorer:
         self.sequence = sequence
         self.depth = depth
         self.freshness_half_life_ms = freshness_half_life_ms
+        self.exclude_seen = exclude_seen
 
     def constant_shared(self) -> tuple[Factor, ...]:
         """The shared factors that give every item the same score now: popularity before any interaction,
@@ -123,9 +126,23 @@ class CatalogueScorer:
         known = rows >= 0
         return np.repeat(np.arange(len(lengths)), lengths)[known], rows[known], known
 
+    def excluded_rows(self, seen: Sequence[SeenItems]) -> tuple[IntArray, IntArray]:
+        """For users' seen items: each user's rows not to recommend (user, row): the rows of the recent ids and of
+        the ids the filters hold; none when the catalogue allows repeats (`exclude_seen` off)."""
+        if not self.exclude_seen:
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        recent = [items.recent for items in seen]
+        users, rows, _ = self.grouped_rows(recent, chain.from_iterable(recent))
+        parts = [(users, rows)]
+        for user, items in enumerate(seen):
+            for raw in items.filters:
+                held = np.flatnonzero(filter_bits(raw)[self.catalogue.filter_positions()].all(axis=1))
+                parts.append((np.full(len(held), user, np.int64), held))
+        return np.concatenate([u for u, _ in parts]), np.concatenate([r for _, r in parts])
+
     def inputs_of(self, updates: Sequence[WeightUpdate]) -> RankingInputs:
-        seen = [u.seen for u in updates]
-        seen_users, seen_rows, _ = self.grouped_rows(seen, chain.from_iterable(seen))
+        seen_users, seen_rows = self.excluded_rows([u.seen for u in updates])
         profiles = np.stack([np.stack([u.short_term, u.long_term, u.query]) for u in updates]).astype(np.float32)
         return RankingInputs(profiles, np.stack([u.sequence for u in updates]).astype(np.float32),
                              [u.anchors for u in updates], seen_users, seen_rows, max(u.ts for u in updates))

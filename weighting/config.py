@@ -41,6 +41,10 @@ class WeightingConfig:
     """Share of a user's residual given back to 0 at each feedback event."""
     recent_items: int = 20
     remembered_event_ids: int = 512
+    exclude_seen: bool = True
+    """Whether an item the user acted on is left out of their lists (false for a catalogue of repeat purchases)."""
+    seen_remembered: int = 200
+    """A user's newest items kept exactly for that; older ones go into Bloom filters (`weighting.seen_items`)."""
     candidates_per_factor: int = 100
     """How many of its best items each factor lists for a user; the user's candidates are the union of the lists."""
     popularity_half_life_ms: float = 7 * DAY_MS
@@ -73,6 +77,7 @@ class WeightingConfig:
     def __post_init__(self) -> None:
         positive = ("short_half_life_events", "short_half_life_ms", "long_half_life_events", "long_half_life_ms",
                     "query_half_life_ms", "session_gap_ms", "fusion_sharpness", "recent_items", "remembered_event_ids",
+                    "seen_remembered",
                     "candidates_per_factor", "popularity_half_life_ms", "covisit_half_life_ms", "covisit_span",
                     "transition_half_life_ms", "transition_span", "sequence_dim", "sequence_length",
                     "sequence_train_every", "sequence_train_steps", "sequence_batch", "sequence_negatives",
@@ -120,7 +125,13 @@ def _numbers(cls: type, values: Mapping[str, Any], prefix: str) -> dict[str, Any
         raise ValueError(f"unknown field {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")
     numbers: dict[str, Any] = {}
     for name, value in values.items():
-        whole = known[name].type == "int"
+        kind = known[name].type
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"{prefix}{name} must be true or false, got {value!r}")
+            numbers[name] = value
+            continue
+        whole = kind == "int"
         if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
             raise ValueError(f"{prefix}{name} must be {'an integer' if whole else 'a number'}, got {value!r}")
         numbers[name] = value if whole else float(value)

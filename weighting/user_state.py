@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from weighting.factors import FACTORS
+from weighting.seen_items import FILTER_BITS, SeenItems
 
 Vector = npt.NDArray[np.float32]
 
@@ -50,7 +52,7 @@ class UserState:
     log_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(FACTORS)))
     """The user's own residual r_u over the factors' logits (`weighting.context_weights`)."""
     recent: tuple[RecentItem, ...] = ()
-    seen: frozenset[str] = frozenset()
+    seen: SeenItems = field(default_factory=SeenItems)
     applied: tuple[int, ...] = ()
     """Fingerprints of the last events applied (`event_fingerprint`), oldest first."""
 
@@ -60,17 +62,19 @@ class UserState:
         return cls(dim=dim, long_term=zeros, short_term=zeros, velocity=zeros, query=zeros)
 
     def to_bytes(self) -> bytes:
-        """A compact form for the state table: a JSON header, a newline, the raw float32 vectors, then the applied
-        events' fingerprints as raw int64."""
+        """A compact form for the state table: a JSON header, a newline, the raw float32 vectors, the applied events'
+        fingerprints as raw int64, then the seen items' filters."""
         header = {
             "dim": self.dim, "version": self.version, "n_events": self.n_events, "n_feedback": self.n_feedback,
             "session_events": self.session_events, "last_ts": self.last_ts, "query_ts": self.query_ts,
             "log_weights": self.log_weights.tolist(),
             "recent": [[r.item_id, r.kind, r.strength, r.ts, list(r.tags)] for r in self.recent],
-            "seen": sorted(self.seen), "n_applied": len(self.applied),
+            "seen": list(self.seen.recent), "seen_filters": [len(self.seen.filters), self.seen.in_current],
+            "n_applied": len(self.applied),
         }
         vectors = np.concatenate([self.long_term, self.short_term, self.velocity, self.query]).astype(np.float32)
-        return orjson.dumps(header) + b"\n" + vectors.tobytes() + np.asarray(self.applied, np.int64).tobytes()
+        return (orjson.dumps(header) + b"\n" + vectors.tobytes() + np.asarray(self.applied, np.int64).tobytes()
+                + b"".join(self.seen.filters))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
@@ -78,19 +82,31 @@ class UserState:
         header = orjson.loads(head)
         dim = int(header["dim"])
         vectors = np.frombuffer(body, dtype=np.float32, count=4 * dim).reshape(4, dim).copy()
+        offset = vectors.nbytes
         if "applied" in header:  # written before fingerprints: the ids themselves
             applied = tuple(map(event_fingerprint, header["applied"]))
         else:
-            fingerprints = np.frombuffer(body, dtype=np.int64, offset=vectors.nbytes, count=header["n_applied"])
+            fingerprints = np.frombuffer(body, dtype=np.int64, offset=offset, count=header["n_applied"])
             applied = tuple(fingerprints.tolist())
+            offset += fingerprints.nbytes
         return cls(
             dim=dim, version=header["version"], n_events=header["n_events"], n_feedback=header["n_feedback"],
             session_events=header.get("session_events", 0), last_ts=header["last_ts"], query_ts=header["query_ts"],
             long_term=vectors[0], short_term=vectors[1], velocity=vectors[2], query=vectors[3],
             log_weights=_residual(header["log_weights"]),
             recent=tuple(RecentItem(i, k, s, t, tuple(g)) for i, k, s, t, g in header["recent"]),
-            seen=frozenset(header["seen"]), applied=applied,
+            seen=_seen_items(header, body[offset:]), applied=applied,
         )
+
+
+def _seen_items(header: dict[str, Any], filters: bytes) -> SeenItems:
+    """The seen items of a stored state; a state written before the filters holds all its ids in `seen`, sorted."""
+    ids = tuple(header["seen"])
+    if "seen_filters" not in header:
+        return SeenItems(ids)  # exact, however many: the next item bounds them
+    count, in_current = header["seen_filters"]
+    size = FILTER_BITS // 8
+    return SeenItems(ids, tuple(filters[n * size : (n + 1) * size] for n in range(int(count))), int(in_current))
 
 
 def _residual(log_weights: list[float]) -> npt.NDArray[np.float64]:

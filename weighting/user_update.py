@@ -63,7 +63,7 @@ def apply_event(state: UserState, event: ProfileEvent, inputs: EventInputs, conf
             recent=(*state.recent, RecentItem(event.item_id, event.kind, strength, event.ts, inputs.item_tags))[
                 -config.recent_items :
             ],
-            seen=state.seen | {event.item_id},
+            seen=state.seen.added(event.item_id, config.seen_remembered),
         )
     new_session = state.n_events == 0 or elapsed > config.session_gap_ms
     new_state = replace(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,7 @@ from weighting.context import CONTEXT_FEATURES, Context
 from weighting.factors import FACTORS, Factor
 from weighting.fusion_learning import Weights
 from weighting.interest_profile import predicted_interest, unit
+from weighting.seen_items import SeenItems
 from weighting.user_state import UserState, Vector
 from weighting.user_update import query_presence
 
@@ -45,10 +46,11 @@ class WeightUpdate:
     query: Vector
     sequence: Vector
     anchors: tuple[Anchor, ...]
-    seen: frozenset[str]
     context: Context
     trigger_event_id: str = ""
     arrived_ms: float = 0.0
+    seen: SeenItems = field(default_factory=SeenItems)
+    """What the user acted on, for the ranking to leave out; not on the wire (the weights topic is an output)."""
 
     def weights_by_factor(self) -> dict[str, float]:
         return {name: round(float(w), 6) for name, w in zip(FACTORS, self.weights, strict=True)}
@@ -64,7 +66,7 @@ class WeightUpdate:
             "user_id": self.user_id, "ts": self.ts, "version": self.version, "weights": self.weights_by_factor(),
             "short_term": vec(self.short_term), "long_term": vec(self.long_term), "query": vec(self.query),
             "sequence": vec(self.sequence), "anchors": [[a.item_id, a.kind, a.weight] for a in self.anchors],
-            "seen": sorted(self.seen), "context": self.context_by_name(),
+            "context": self.context_by_name(),
             "trigger_event_id": self.trigger_event_id, "arrived_ms": self.arrived_ms,
         })
 
@@ -80,7 +82,7 @@ class WeightUpdate:
             weights=np.asarray([data["weights"][name] for name in FACTORS], dtype=np.float64),
             short_term=vec(data["short_term"]), long_term=vec(data["long_term"]), query=vec(data["query"]),
             sequence=vec(data["sequence"]), anchors=tuple(Anchor(i, k, w) for i, k, w in data["anchors"]),
-            seen=frozenset(data["seen"]), context=np.asarray([data["context"][name] for name in CONTEXT_FEATURES]),
+            context=np.asarray([data["context"][name] for name in CONTEXT_FEATURES]),
             trigger_event_id=data["trigger_event_id"], arrived_ms=data["arrived_ms"],
         )
 

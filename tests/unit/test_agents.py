@@ -432,7 +432,7 @@ async def test_a_window_without_a_search_is_weighed_when_the_encoder_fails(worke
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u26", 0, "purchase", "space-1"), b"u26"),
                       (event("u27", 0, "search", None, "space walks"), b"u27"))
-        assert UserState.from_bytes(agents.user_states["u26"]).seen == {"space-1"}
+        assert UserState.from_bytes(agents.user_states["u26"]).seen.recent == ("space-1",)
         assert "u27" not in agents.user_states
     assert [orjson.loads(c.kwargs["value"])["user_id"] for c in weights.await_args_list] == ["u26"]
     [failed] = dead.await_args_list
@@ -504,9 +504,11 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
     async with agents.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
         await asyncio.sleep(0.3)
+        state = UserState.from_bytes(agents.user_states["u2"])
     updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
     assert [u.version for u in updates] == [3]
-    assert updates[-1].seen == {"hiking-0", "hiking-1", "hiking-2"}
+    assert state.seen.recent == ("hiking-0", "hiking-1", "hiking-2")
+    assert b'"seen"' not in weights.await_args_list[-1].kwargs["value"]  # the update carries no seen items
     assert int(np.argmax(updates[-1].long_term)) == TopicEncoder.words.index("hiking")
 
 
@@ -529,10 +531,11 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
                          (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
             await agent.put(raw, key=key)
         await asyncio.sleep(0.5)
+        seen_by_u6 = UserState.from_bytes(agents.user_states["u6"]).seen.recent
     updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
     assert sorted(updates) == ["u5", "u6"]
     assert updates["u5"].version == 3 and updates["u5"].trigger_event_id == "u5-2"
-    assert updates["u6"].seen == {"hiking-0"}
+    assert seen_by_u6 == ("hiking-0",)
     [dead_call] = dead.await_args_list
     dead_letter = orjson.loads(dead_call.kwargs["value"])
     assert dead_letter["reason"].startswith("internal error: AttributeError") and "teleport" in dead_letter["reason"]

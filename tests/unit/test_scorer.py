@@ -150,7 +150,7 @@ def test_candidates_are_every_factors_top_unseen_items_and_fused_as_calibrated()
     searched = 0
     for b, update in enumerate(updates):
         reference = reference_scores(model, update)
-        seen = [catalogue.index[i] for i in update.seen]
+        seen = [catalogue.index[i] for i in update.seen.recent]
         mine = batch.of_user(b)
         for factor in range(len(FACTORS)):
             listed = set(mine.rows[mine.list_position[:, factor] < 12].tolist())

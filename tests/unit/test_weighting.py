@@ -130,7 +130,7 @@ def test_apply_event_updates_profiles_and_is_idempotent() -> None:
     inputs = EventInputs(vector, ("jazz",), None)
     state = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
     assert state.long_term == pytest.approx([5.0, 0.0]) and state.short_term == pytest.approx([5.0, 0.0])
-    assert state.seen == {"i1"} and state.n_events == 1
+    assert state.seen.recent == ("i1",) and state.n_events == 1
     assert state.applied == (event_fingerprint("e1"),)
     again = apply_event(state, ProfileEvent("e1", "purchase", 1000, "i1"), inputs, CONFIG)
     assert again is state
