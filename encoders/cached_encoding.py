@@ -20,18 +20,20 @@ CHUNK = 1024
 def encode_with_cache(
     texts_by_id: Mapping[str, str], encoder: TextEncoder, cache: VectorCache | None, *, progress: bool = False
 ) -> tuple[dict[str, npt.NDArray[np.float32]], int]:
-    """Returns every item's vector and how many were newly encoded (sorted by length to bucket the batches)."""
-    cached = cache.get_many(texts_by_id) if cache is not None else {}
-    missing = sorted((item_id for item_id in texts_by_id if item_id not in cached), key=lambda i: len(texts_by_id[i]))
+    """Returns every item's vector and how many distinct texts were newly encoded (sorted by length to bucket the
+    batches): an item whose text changed is encoded again, one whose text is cached is not."""
+    texts = list(dict.fromkeys(texts_by_id.values()))
+    by_text = cache.get_many(texts) if cache is not None else {}
+    missing = sorted((text for text in texts if text not in by_text), key=len)
     with tqdm(total=len(missing), disable=not progress or not missing, unit=" items", desc="encoding") as bar:
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
-            new_vectors = dict(zip(chunk, encoder.encode([texts_by_id[item_id] for item_id in chunk]), strict=True))
+            new_vectors = dict(zip(chunk, encoder.encode(chunk), strict=True))
             if cache is not None:
                 cache.put_many(new_vectors)
-            cached.update(new_vectors)
+            by_text.update(new_vectors)
             bar.update(len(chunk))
-    return cached, len(missing)
+    return {item_id: by_text[text] for item_id, text in texts_by_id.items()}, len(missing)
 
 
 class RecentQueries:

@@ -103,7 +103,7 @@ class SequenceModel:
         self.buffer = ExampleBuffer(self.settings.buffer, self.settings.length)
         self.since_training = 0
         self.steps = 0
-        self._table: tuple[int, int, torch.Tensor] | None = None
+        self._table: tuple[tuple[int, int, int], torch.Tensor] | None = None
 
     def _new_network(self, capacity: int) -> NextItemNetwork:
         """A network whose initial parameters depend on the seed alone (not on torch's global generator)."""
@@ -127,16 +127,17 @@ class SequenceModel:
                 target[: len(tensor)] = tensor
 
     def item_table(self) -> torch.Tensor:
-        """items × dim: every catalogue item's vector under the current parameters (cached until they change)."""
+        """items × dim: every catalogue item's vector under the current parameters (cached until they or the
+        catalogue's vectors change)."""
         self._fit_catalogue()
-        key = (self.steps, len(self.catalogue))
-        if self._table is None or self._table[:2] != key:
+        key = (self.steps, len(self.catalogue), self.catalogue.replacements)
+        if self._table is None or self._table[0] != key:
             n = len(self.catalogue)
             with torch.no_grad():
                 rows = torch.arange(n, device=self.catalogue.device)
                 table = self.network.item_vectors(self.catalogue.matrix, rows)
-            self._table = (*key, table)
-        return self._table[2]
+            self._table = (key, table)
+        return self._table[1]
 
     def item_bias(self) -> npt.NDArray[np.float32]:
         """Every catalogue item's learned bias (its logit before any sequence)."""

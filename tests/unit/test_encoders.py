@@ -21,6 +21,35 @@ class CountingEncoder:
         return self.inner.encode(texts)
 
 
+class LetterEncoder:
+    """A deterministic stand-in for a model: each text's vector counts its letters a to d (plus one)."""
+
+    model_name = "letters"
+    dim = 4
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.calls.append(list(texts))
+        return np.array([[1.0 + text.count(letter) for letter in "abcd"] for text in texts], np.float32)
+
+
+def test_an_item_whose_text_changed_is_encoded_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    letters = LetterEncoder()
+    cache = VectorCache(tmp_path / "vectors", letters.model_name)
+    first, encoded = encode_with_cache({"i1": "a cab", "i2": "dd"}, letters, cache)
+    assert encoded == 2 and first["i1"].tolist() == [3.0, 2.0, 2.0, 1.0]
+    cache.close()
+    reopened = VectorCache(tmp_path / "vectors", letters.model_name)
+    second, encoded_again = encode_with_cache({"i1": "a bad cab", "i2": "dd"}, letters, reopened)
+    assert encoded_again == 1 and letters.calls[-1] == ["a bad cab"]
+    assert second["i1"].tolist() == [4.0, 3.0, 2.0, 2.0] and second["i2"].tolist() == first["i2"].tolist()
+    back, encoded_back = encode_with_cache({"i1": "a cab", "i3": "dd"}, letters, reopened)
+    assert encoded_back == 0 and back["i1"].tolist() == first["i1"].tolist()
+    assert back["i3"].tolist() == first["i2"].tolist()  # the same text, the same vector, whatever the item
+
+
 def test_item_text_joins_fields() -> None:
     assert item_text("Alien", None, ["sci-fi", " horror "]) == "Alien. sci-fi, horror."
 
@@ -47,7 +76,7 @@ def test_catalogue_is_encoded_once_per_model(encoder, tmp_path) -> None:  # type
     for item_id in texts:
         assert second[item_id] == pytest.approx(first[item_id])
     other_model = VectorCache(tmp_path / "vectors-b", "another-model")
-    assert other_model.get_many(texts) == {}
+    assert other_model.get_many(texts.values()) == {}
 
 
 @pytest.mark.slow
@@ -100,4 +129,4 @@ def test_large_catalogues_are_encoded_and_cached_in_chunks(encoder, tmp_path, mo
     cache = VectorCache(tmp_path / "vectors", counting.model_name)
     vectors, encoded = encode_with_cache(texts, counting, cache, progress=True)
     assert encoded == 5 and counting.calls == [2, 2, 1]
-    assert set(cache.get_many(texts)) == set(texts) == set(vectors)
+    assert set(cache.get_many(texts.values())) == set(texts.values()) and set(vectors) == set(texts)
