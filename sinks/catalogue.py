@@ -24,7 +24,11 @@ class CatalogueItem:
 
 
 class Catalogue:
-    """Rows are appended as items arrive and replaced when an item is updated; the matrix is rebuilt lazily."""
+    """Rows are appended as items arrive and replaced when an item is updated; the matrix is rebuilt lazily.
+
+    A removed item keeps its row (the shared signals are arrays over the rows) but is no longer in the catalogue:
+    no factor lists it, and it is back once it is upserted again.
+    """
 
     def __init__(self, dim: int, device: str = "cpu") -> None:
         self.dim = dim
@@ -38,17 +42,22 @@ class Catalogue:
         self._filter_positions = np.zeros((0, FILTER_HASHES), np.int64)
         self.replacements = 0
         """How many times a known item's vector was replaced (an index over the rows must then be rebuilt)."""
+        self.removed: set[str] = set()
+        """The ids removed and not upserted since, held or not (a removal can outlive the item's own records)."""
+        self._removed_rows: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self.index
+        """Whether the item is in the catalogue now (held and not removed)."""
+        return item_id in self.index and item_id not in self.removed
 
     def upsert(self, items: Sequence[CatalogueItem], vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
-        """Adds new items and replaces known ones (an item keeps its first `ts`)."""
+        """Adds new items and replaces known ones (an item keeps its first `ts`; a removed one is back)."""
         new_rows = []
         for item in items:
+            self.removed.discard(item.item_id)
             row = self.index.get(item.item_id)
             if row is None:
                 self.index[item.item_id] = len(self.items)
@@ -64,6 +73,28 @@ class Catalogue:
             self._vectors = np.concatenate([self._vectors, added])
         self._matrix = None
         self._first_seen = None
+        self._removed_rows = None
+
+    def remove(self, item_ids: Iterable[str]) -> int:
+        """Removes items from the catalogue (their rows stay, listed by no factor); returns how many of them
+        were in it."""
+        removed = 0
+        for item_id in item_ids:
+            removed += item_id in self
+            self.removed.add(item_id)
+        self._removed_rows = None
+        return removed
+
+    def removed_rows(self) -> npt.NDArray[np.int64]:
+        """The rows of the removed items, ascending."""
+        if self._removed_rows is None:
+            rows = self.rows_of(self.removed, len(self.removed))
+            self._removed_rows = np.sort(rows[rows >= 0])
+        return self._removed_rows
+
+    def listed(self) -> int:
+        """How many items are in the catalogue (held and not removed)."""
+        return len(self.items) - len(self.removed_rows())
 
     def rows_of(self, item_ids: Iterable[str], count: int) -> npt.NDArray[np.int64]:
         """The rows of `count` item ids, −1 for an id not in the catalogue (one C-level lookup per id)."""

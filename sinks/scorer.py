@@ -3,9 +3,10 @@
 For a chunk of users at a time every factor scores the whole catalogue (factors × users × items: text
 profiles and the sequence model's user vectors against the item matrices, co-visitation and transitions
 added up from the users' anchors' counted neighbours, popularity and freshness shared); each factor lists
-its own `depth` best unseen items for each user, and the candidates are the union of those lists
-(`sinks.candidates`). Every factor's score at every candidate is calibrated over the user's candidates
-(`sinks.calibration`) and fused: score = Σ_f w_f · z_f, which splits into each factor's contribution.
+its own `depth` best unseen items for each user, leaving out the items removed from the catalogue, and the
+candidates are the union of those lists (`sinks.candidates`). Every factor's score at every candidate is
+calibrated over the user's candidates (`sinks.calibration`) and fused: score = Σ_f w_f · z_f, which splits into
+each factor's contribution.
 """
 
 from __future__ import annotations
@@ -195,15 +196,18 @@ class CatalogueScorer:
         return np.stack([self.popularity.at(np.arange(len(self.catalogue))), self.freshness(now)])
 
     def _shared_best(self, shared: npt.NDArray[np.float64], most_seen: int) -> list[tuple[int, IntArray]]:
-        """Each varying shared factor's best `depth` + `most_seen` rows, best first (popularity's only those acted
-        on); a constant factor lists nothing (popularity before any interaction, freshness over an undated
-        catalogue)."""
+        """Each varying shared factor's best `depth` + `most_seen` rows not removed, best first (popularity's only
+        those acted on); a constant factor lists nothing (popularity before any interaction, freshness over an
+        undated catalogue)."""
+        listed = np.ones(shared.shape[1], bool)
+        listed[self.catalogue.removed_rows()] = False
         lists = []
         for offset, scores in enumerate(shared):
             if not len(scores) or scores.max() == scores.min():
                 continue
             factor = len(PERSONAL_FACTORS) + offset
-            best = np.argsort(-scores, kind="stable")[: self.depth + most_seen]
+            order = np.argsort(-scores, kind="stable")
+            best = order[listed[order]][: self.depth + most_seen]
             lists.append((factor, best[scores[best] > 0] if factor in COUNT_FACTORS else best))
         return lists
 
@@ -226,9 +230,10 @@ class CatalogueScorer:
         return FactorLists.concat(parts)
 
     def candidates(self, inputs: RankingInputs) -> CandidateBatch:
-        """Every user's candidates with each factor's raw and calibrated score."""
+        """Every user's candidates with each factor's raw and calibrated score (no removed item is one)."""
         n_items = len(self.catalogue)
         depth = min(self.depth, n_items)
+        removed = torch.from_numpy(self.catalogue.removed_rows())
         shared = self.shared_scores(inputs.now)
         most_seen = int(np.bincount(inputs.seen_users).max(initial=0)) if len(inputs.seen_users) else 0
         shared_best = self._shared_best(shared, most_seen)
@@ -238,6 +243,7 @@ class CatalogueScorer:
             mine = (inputs.seen_users >= users.start) & (inputs.seen_users < users.stop)
             seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
             scores[:, torch.from_numpy(seen_users), torch.from_numpy(seen_rows)] = -math.inf
+            scores[:, :, removed] = -math.inf
             values, rows = scores.topk(depth, dim=2)  # personal factors × users × depth
             usable = torch.isfinite(values) & varies.unsqueeze(2)  # a zero profile lists nothing
             pairs = slice(Factor.COVISIT, Factor.TRANSITION + 1)

@@ -24,11 +24,11 @@ MAX_USERS_PER_PAGE = 200
 
 
 def with_titles(user: dict[str, Any]) -> dict[str, Any]:
-    """Adds each recommended item's title from this worker's catalogue."""
+    """Adds each recommended item's title from this worker's catalogue (a removed item's too)."""
     catalogue = runtime.model.catalogue
     items = [
         {**item, "title": catalogue.items[catalogue.index[item["item_id"]]].title}
-        if item["item_id"] in catalogue else item
+        if item["item_id"] in catalogue.index else item
         for item in user["latest"]["items"]
     ]
     return {**user, "latest": {**user["latest"], "items": items}}
