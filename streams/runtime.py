@@ -114,13 +114,16 @@ class WorkerRuntime:
         self.shared_offset = next_offset
         self.metrics.shared_events.set(self.model.fed.total)
 
-    def add_items(self, items: list[Item]) -> int:
-        """Encodes (through the cache) and upserts items into the catalogue; returns how many were encoded."""
+    def update_catalogue(self, items: list[Item], removed: list[str]) -> int:
+        """Encodes (through the cache) and upserts items into the catalogue and removes the `removed` ids;
+        returns how many texts were encoded."""
         started = time.perf_counter()
-        encoded = upsert_items(self.model.catalogue, items, self.encoder, self.vector_cache)
+        catalogue = self.model.catalogue
+        encoded = upsert_items(catalogue, items, self.encoder, self.vector_cache) if items else 0
+        catalogue.remove(removed)
         self.metrics.encoded(encoded, time.perf_counter() - started)
         self.metrics.items_encoded.inc(encoded)
-        self.metrics.catalogue_items.set(len(self.model.catalogue))
+        self.metrics.catalogue_items.set(catalogue.listed())
         return encoded
 
     async def in_model_thread(self, function, *args):  # type: ignore[no-untyped-def]

@@ -134,14 +134,19 @@ async def fold_records(runtime: WorkerRuntime, tp: TopicPartition, records: list
 
 
 async def items_known(runtime: WorkerRuntime, increments: list[SharedIncrement]) -> None:
-    """Waits until the catalogue holds every item the increments name, or CATALOGUE_WAIT_S passed."""
+    """Waits until the catalogue holds every item the increments name, or CATALOGUE_WAIT_S passed (not for an
+    item removed: a removal can outlive the item's own records in the compacted items topic)."""
     deadline = time.monotonic() + CATALOGUE_WAIT_S
-    index = runtime.model.catalogue.index
-    missing = {item for increment in increments for item in (increment.item_id, *increment.previous)
-               if item not in index}
+    catalogue = runtime.model.catalogue
+
+    def unknown(item: str) -> bool:
+        return item not in catalogue.index and item not in catalogue.removed
+
+    missing = set(filter(unknown, (item for increment in increments for item in (increment.item_id,
+                                                                               *increment.previous))))
     while missing and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        missing = {item for item in missing if item not in index}
+        missing = set(filter(unknown, missing))
     if missing:
         log.error("shared signals: %d items named by the shared log are not in the catalogue after %.0fs (e.g. %s); "
                   "their counts are left out", len(missing), CATALOGUE_WAIT_S, sorted(missing)[0])

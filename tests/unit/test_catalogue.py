@@ -1,17 +1,24 @@
 """The catalogue's lifecycle: an item whose text changes is encoded again, everywhere its vector is used; a
 removed item is recommended by no factor (and events naming it are unknown items) until it is published again."""
 
+import asyncio
+from types import SimpleNamespace
+
 import numpy as np
 import orjson
+import pytest
 import torch
 
 from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel
+from sinks.shared_increments import SharedIncrement
 from streams.catalogue_data import upsert_items
+from streams.catalogue_follower import item_change
 from streams.dead_letter import SourcePosition
-from streams.events import Item, Limits
+from streams.events import InvalidRecordError, Item, Limits
 from streams.ingest_routing import Accepted, Rejected, route_event
+from streams.shared_log import CATALOGUE_WAIT_S, items_known
 from tests.unit.test_encoders import LetterEncoder
 from weighting.factors import Factor
 from weighting.user_update import ProfileEvent
@@ -84,3 +91,21 @@ def test_an_event_naming_a_removed_item_is_dead_lettered_as_an_unknown_item() ->
         routed = route_event(value, b"u", source, 6 * DAY, limits=Limits(), catalogue=catalogue)
         assert isinstance(routed, outcome)
     assert isinstance(routed, Rejected) and routed.reason == "unknown item 'a2'"
+
+
+@pytest.mark.asyncio
+async def test_the_fold_waits_for_no_item_known_to_be_removed() -> None:
+    model = OnlineModel(catalogue_of_two_topics())
+    model.catalogue.remove(["a2", "gone"])  # "gone": a tombstone whose item's records were compacted away
+    runtime = SimpleNamespace(model=model)
+    increments = [SharedIncrement(1, "a2", DAY, 1.0, ("a1",)), SharedIncrement(2, "a3", DAY, 1.0, ("gone",))]
+    await asyncio.wait_for(items_known(runtime, increments), timeout=CATALOGUE_WAIT_S / 10)  # type: ignore[arg-type]
+
+
+def test_an_items_record_publishes_its_item_and_a_tombstone_removes_the_item_keyed() -> None:
+    value = orjson.dumps({"item_id": "i1", "title": "One", "ts": 6 * DAY, "tags": ["jazz"]})
+    assert item_change(b"i1", value, 6 * DAY, Limits()) == ("i1", Item("i1", "One", 6 * DAY, None, ("jazz",)))
+    assert item_change(b"i1", None, 6 * DAY, Limits()) == ("i1", None)
+    for key, reason in ((None, "tombstone without a key"), (b"\xff", "tombstone whose key is not UTF-8")):
+        with pytest.raises(InvalidRecordError, match=reason):
+            item_change(key, None, 6 * DAY, Limits())
