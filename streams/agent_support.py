@@ -35,8 +35,18 @@ async def send_dead_letter(reason: str, record: bytes, key: bytes | None, source
 async def dead_letter_internal(raw: bytes, key: bytes | None, error: Exception, source: SourcePosition) -> None:
     """A message a stage failed on goes to the dead-letter topic (never silently dropped) and is counted."""
     log.exception("stage failed on a message from %s[%s]@%s", source.topic, source.partition, source.offset)
-    reason = f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    reason = f"internal error: {error_line(error)}"
     await send_dead_letter(reason, dead_letter_record(raw, key, reason, source, int(now_ms())), key, source)
+
+
+def error_line(error: BaseException) -> str:
+    """The error's type and the first line of its message.
+
+    >>> error_line(OSError("no such model\\nsee the docs"))
+    'OSError: no such model'
+    """
+    message = str(error)
+    return f"{type(error).__name__}: {message.splitlines()[0] if message else ''}"
 
 
 async def in_batch_or_one_by_one(

@@ -46,6 +46,7 @@ from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
 from streams.faust_transport import RawTopic, in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
+from streams.liveness import exit_if_failed
 from streams.query_encoding import encoded_windows
 from streams.shared_log import follow_shared_log
 from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
@@ -71,12 +72,12 @@ async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
 
 @app.task
 async def catalogue() -> None:
-    await follow_catalogue(runtime, dead_letter_item)
+    await exit_if_failed("catalogue follower", follow_catalogue(runtime, dead_letter_item))
 
 
 @app.task
 async def shared_signals() -> None:
-    await follow_shared_log(runtime)
+    await exit_if_failed("shared log follower", follow_shared_log(runtime))
 
 
 @app.agent(ingest_topic)

@@ -1,14 +1,18 @@
-"""The worker's stall watch: exits (to be restarted) when a partition has waiting records and makes no progress."""
+"""The worker exits (to be restarted) rather than wait forever: when a partition has waiting records and makes no
+progress (the stall watch), and when a task it cannot serve without fails (the catalogue and shared log
+followers)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, NoReturn
 
 from faust.types import TP
 
+from streams.agent_support import error_line
 from streams.app import app, committed_offset, owned_stage_partitions, runtime, settings
 from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
 
@@ -16,6 +20,26 @@ log = logging.getLogger(__name__)
 watchdog = StallWatchdog(settings.stall_timeout_s)
 CHECK_EVERY_S = 5.0
 RESUME_CHECK_EVERY_S = 1.0
+FAILED_TASK_EXIT_CODE = 70
+"""The worker's exit code when a task it cannot serve without failed (EX_SOFTWARE)."""
+
+
+def exit_now(code: int) -> NoReturn:
+    """Ends the worker at once, its log flushed: no shutdown that could wait on what is stuck or broken (it leaves
+    its consumer group without a LeaveGroup, as after a SIGKILL)."""
+    logging.shutdown()
+    os._exit(code)
+
+
+async def exit_if_failed(name: str, task: Awaitable[None]) -> None:
+    """Runs a task every agent waits for; if it fails, logs the reason in one line and exits the worker with
+    FAILED_TASK_EXIT_CODE, instead of leaving the agents waiting."""
+    try:
+        await task
+    except Exception as error:
+        log.error("%s failed: %s; exiting (exit code %d)", name, error_line(error), FAILED_TASK_EXIT_CODE)
+        log.info("the %s's failure", name, exc_info=error)
+        exit_now(FAILED_TASK_EXIT_CODE)
 
 
 async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
@@ -90,5 +114,4 @@ if settings.stall_timeout_s > 0:
                 log.error("stall report: %s", stall_report([TP(topic, partition) for topic, partition in stalled]))
             except Exception:
                 log.exception("stall report failed")
-            logging.shutdown()
-            os._exit(STALL_EXIT_CODE)
+            exit_now(STALL_EXIT_CODE)

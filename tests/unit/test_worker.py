@@ -1,15 +1,16 @@
-"""The worker's start-up tuning of the interpreter."""
+"""The worker's start-up: the interpreter's tuning, and its exit when a follower fails."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 
 import pytest
 
 pytest.importorskip("faust")
 
-from streams import worker
+from streams import liveness, worker
 from streams.app import runtime
 
 
@@ -27,3 +28,19 @@ async def test_startup_objects_are_frozen_once_the_catalogue_is_in() -> None:
     finally:
         gc.unfreeze()
         runtime.model_ready.clear()
+
+
+@pytest.mark.asyncio
+async def test_a_follower_that_fails_ends_the_worker_with_its_reason_in_one_line(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    exits: list[int] = []
+    monkeypatch.setattr(liveness, "exit_now", exits.append)
+
+    async def follower() -> None:
+        raise OSError("no model named no-such-model\nsee the docs")
+
+    with caplog.at_level(logging.INFO, logger=liveness.__name__):
+        await liveness.exit_if_failed("catalogue follower", follower())
+    assert exits == [liveness.FAILED_TASK_EXIT_CODE]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        f"catalogue follower failed: OSError: no model named no-such-model; exiting (exit code "
+        f"{liveness.FAILED_TASK_EXIT_CODE})"]
