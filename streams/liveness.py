@@ -102,8 +102,7 @@ if settings.stall_timeout_s > 0:
 
     @app.timer(interval=CHECK_EVERY_S)
     async def watch_for_stalls() -> None:
-        waiting_for_catalogue = settings.role != "encoder" and not runtime.model_ready.is_set()
-        if waiting_for_catalogue or app.rebalancing or app.in_recovery:
+        if runtime.waiting_for() or app.rebalancing or app.in_recovery:
             watchdog.reset()
             return
         stalled = watchdog.observe(await partition_progress(), time.monotonic())

@@ -51,6 +51,14 @@ class WorkerRuntime:
         self.recent_queries = RecentQueries(settings.query_cache_size)
         """Read and written in the model thread only."""
 
+    def waiting_for(self) -> list[str]:
+        """What the worker's agents still wait for before they run (nothing for an encoder-only worker, which holds
+        no catalogue)."""
+        if self.settings.role == "encoder":
+            return []
+        return [name for name, done in (("catalogue", self.catalogue_caught_up), ("shared signals", self.model_ready))
+                if not done.is_set()]
+
     @cached_property
     def encoder(self) -> TextEncoder:
         s = self.settings

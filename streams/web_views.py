@@ -6,6 +6,8 @@ GET /api/users/{user_id}/      one user's latest recommendations and weight hist
 GET /api/shared/               what this worker's shared signals hold (totals, a fingerprint) and the shared
                                log's offset folded to
 GET /metrics                   Prometheus text format
+GET /ready                     200 once the worker serves (its catalogue and shared signals caught up), 503 and
+                               what it waits for until then (the Kubernetes readiness probe)
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ async def shared_signals(self: View, request: Request) -> Response:
 def shared_state() -> dict[str, Any]:
     """The shared signals' digest and the offset they are folded up to (in the model thread, where they change)."""
     return {**shared_digest(runtime.model), "offset": runtime.shared_offset}
+
+
+@app.page("/ready")
+async def ready(self: View, request: Request) -> Response:
+    waiting = runtime.waiting_for()
+    return self.json({"ready": not waiting, "waiting_for": waiting}, status=503 if waiting else 200)
 
 
 @app.page("/metrics")

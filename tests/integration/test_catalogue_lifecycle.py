@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -130,6 +131,8 @@ def test_a_worker_never_recommends_a_tombstoned_item_again_even_after_a_restart(
         run.produce(behaviour_stream(users, run.items, 6, start, seed=5))
         first = run.final_recommendations(timeout_s=240)
         assert len(first) == len(users), run.log_tail()
+        with urllib.request.urlopen(f"http://127.0.0.1:{WEB_PORT}/ready", timeout=10) as ready:
+            assert (ready.status, orjson.loads(ready.read())) == (200, {"ready": True, "waiting_for": []})
         doomed = {item["item_id"] for rec in first.values() for item in rec["items"][:3]}
         edited = next(replace(item, text="now a cookbook of sourdough bread") for item in run.items
                       if item.item_id not in doomed)

@@ -93,7 +93,7 @@ def test_ports_and_probes_match_the_worker_web_server(workers) -> None:  # type:
         (container,) = template["spec"]["containers"]
         assert settings.web_host == "0.0.0.0", "a worker bound to 127.0.0.1 cannot be probed or scraped"
         assert [p["containerPort"] for p in container["ports"]] == [settings.web_port]
-        assert container["readinessProbe"]["httpGet"]["path"] in routes
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready" and "/ready" in routes
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/path"] in routes
         assert int(annotations["prometheus.io/port"]) == settings.web_port

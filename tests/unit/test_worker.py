@@ -1,4 +1,4 @@
-"""The worker's start-up: the interpreter's tuning, and its exit when a follower fails."""
+"""The worker's start-up: the interpreter's tuning, its readiness, and its exit when a follower fails."""
 
 from __future__ import annotations
 
@@ -31,6 +31,28 @@ async def test_startup_objects_are_frozen_once_the_catalogue_is_in() -> None:
 
 
 @pytest.mark.asyncio
+async def test_ready_answers_503_until_the_catalogue_and_the_shared_signals_caught_up() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    runtime.catalogue_caught_up.clear()
+    runtime.model_ready.clear()
+    try:
+        async with TestClient(TestServer(worker.app.web.web_app)) as client:
+            answers = []
+            for caught_up in (None, runtime.catalogue_caught_up, runtime.model_ready):
+                if caught_up is not None:
+                    caught_up.set()
+                response = await client.get("/ready")
+                answers.append((response.status, await response.json()))
+    finally:
+        runtime.catalogue_caught_up.clear()
+        runtime.model_ready.clear()
+    assert answers == [(503, {"ready": False, "waiting_for": ["catalogue", "shared signals"]}),
+                       (503, {"ready": False, "waiting_for": ["shared signals"]}),
+                       (200, {"ready": True, "waiting_for": []})]
+
+
+@pytest.mark.asyncio
 async def test_a_follower_that_fails_ends_the_worker_with_its_reason_in_one_line(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     exits: list[int] = []
     monkeypatch.setattr(liveness, "exit_now", exits.append)
@@ -44,3 +66,11 @@ async def test_a_follower_that_fails_ends_the_worker_with_its_reason_in_one_line
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
         f"catalogue follower failed: OSError: no model named no-such-model; exiting (exit code "
         f"{liveness.FAILED_TASK_EXIT_CODE})"]
+
+
+def test_an_encoder_only_worker_waits_for_no_catalogue() -> None:
+    from streams.runtime import WorkerRuntime
+    from streams.settings import Settings
+
+    assert WorkerRuntime(Settings(role="encoder")).waiting_for() == []
+    assert WorkerRuntime(Settings(role="core")).waiting_for() == ["catalogue", "shared signals"]
