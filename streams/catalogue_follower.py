@@ -24,12 +24,19 @@ log = logging.getLogger(__name__)
 DeadLetter = Callable[[ConsumerRecord, str], Awaitable[None]]
 
 
+class CatalogueError(RuntimeError):
+    """The items topic cannot be followed as it is (missing)."""
+
+
 async def follow_catalogue(runtime: WorkerRuntime, dead_letter: DeadLetter) -> None:
     settings = runtime.settings
     consumer = AIOKafkaConsumer(**aiokafka_config(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = await asyncio.to_thread(topic_partitions, settings, settings.items_topic)
+        if not partitions:
+            raise CatalogueError(f"the items topic {settings.items_topic} does not exist (`driftrec topics` "
+                                 "creates the configured topics)")
         assigned = [TopicPartition(settings.items_topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from encoders.item_text import item_text
-from streams.catalogue_follower import follow_catalogue
+from streams.catalogue_follower import CatalogueError, follow_catalogue
 from streams.demo import run_settings
 from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
@@ -112,6 +112,16 @@ async def test_tombstones_remove_items_and_changed_texts_are_encoded_again(kafka
     assert sorted(recommended(restarted, "jazz")) == ["boots", "bread"]
     restarted.vector_cache.close()
     assert dead_letters == []
+
+
+@pytest.mark.asyncio
+async def test_a_follower_whose_items_topic_does_not_exist_fails_naming_it(kafka_bootstrap, unique_name,  # type: ignore[no-untyped-def]
+                                                                          tmp_path) -> None:
+    settings = run_settings(Settings(bootstrap=kafka_bootstrap, data_dir=str(tmp_path)), unique_name("no-items"))
+    runtime, _ = worker_runtime(settings)  # no topic created: the follower would hold an empty catalogue
+    with pytest.raises(CatalogueError, match=f"the items topic {settings.items_topic} does not exist"):
+        await follow_until(runtime, lambda: True, [], timeout_s=30)
+    assert not runtime.catalogue_caught_up.is_set()
 
 
 def events_after(users: list[SyntheticUser], items: list[Item], start_ts: int, prefix: str) -> list[BehaviorEvent]:
