@@ -81,15 +81,16 @@ def stop_before_ack(stage: str, error: Exception) -> NoReturn:
     batch when the batch's step ends (`Stream.take_events`, in a `finally`), whether or not it was processed, so
     letting the error end the step would commit offsets of messages nobody processed or dead-lettered; after the
     restart they are fetched again from the last commit."""
-    log.critical("%s: a step failed and could not dead-letter its messages (%s: %s); stopping the worker before "
-                 "they are acked (exit code %d, to be restarted)", stage, type(error).__name__, error, STALL_EXIT_CODE,
-                 exc_info=error)
-    logging.shutdown()
+    log.critical("%s: a step failed and could not dead-letter its messages (%s); stopping the worker before they "
+                 "are acked (exit code %d, to be restarted)", stage, error_line(error), STALL_EXIT_CODE, exc_info=error)
     exit_now(STALL_EXIT_CODE)
 
 
-exit_now: Callable[[int], NoReturn] = os._exit
-"""How the worker ends at once (no cleanup, so no commit): replaced in tests."""
+def exit_now(code: int) -> NoReturn:
+    """Ends the worker at once, its log flushed: no shutdown that could wait on what is stuck or broken, and no
+    commit (it leaves its consumer group without a LeaveGroup, as after a SIGKILL)."""
+    logging.shutdown()
+    os._exit(code)
 
 
 def f16_text(vector: np.ndarray) -> str:

@@ -5,14 +5,13 @@ followers)."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable
-from typing import Any, NoReturn
+from typing import Any
 
 from faust.types import TP
 
-from streams.agent_support import error_line
+from streams.agent_support import error_line, exit_now
 from streams.app import app, committed_offset, owned_stage_partitions, runtime, settings
 from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
 
@@ -22,13 +21,6 @@ CHECK_EVERY_S = 5.0
 RESUME_CHECK_EVERY_S = 1.0
 FAILED_TASK_EXIT_CODE = 70
 """The worker's exit code when a task it cannot serve without failed (EX_SOFTWARE)."""
-
-
-def exit_now(code: int) -> NoReturn:
-    """Ends the worker at once, its log flushed: no shutdown that could wait on what is stuck or broken (it leaves
-    its consumer group without a LeaveGroup, as after a SIGKILL)."""
-    logging.shutdown()
-    os._exit(code)
 
 
 async def exit_if_failed(name: str, task: Awaitable[None]) -> None:

@@ -151,7 +151,6 @@ async def test_a_batch_that_cannot_be_dead_lettered_stops_the_worker_unacked(wor
     acks the batch in its `finally`, so that its messages are fetched again after the restart."""
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", AsyncMock(side_effect=RuntimeError("no leader")))
     monkeypatch.setattr(agents.windows_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
-    monkeypatch.setattr(agent_support.logging, "shutdown", lambda: None)
     acked_at_stop: list[list[bool]] = []
 
     def exit_now(code: int) -> None:
