@@ -44,7 +44,7 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
-from streams.faust_transport import RawTopic, in_event_context, of_current_generation
+from streams.faust_transport import AckedTable, RawTopic, in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
 from streams.liveness import exit_if_failed
 from streams.query_encoding import encoded_windows
@@ -60,8 +60,8 @@ the queries of the windows it flushes, applies them to the users' states and ran
 Each hop through a topic cost more than the work it carried (a window was produced, fetched, produced and fetched
 again). The encode and weigh agents still read their topics, for windows a `core` worker or the encoder pool
 wrote."""
-open_windows = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
-user_states = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
+open_windows: AckedTable = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
+user_states: AckedTable = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
 
 
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
@@ -121,6 +121,7 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
         current = all(of_current_generation(app, event.message) for event in batch.last_of_partition.values())
         if current:
             batch.store()
+            await open_windows.changelog_acked()
     except Exception:  # the batch is tried again one message at a time: the windows taken off stay due
         arm_due_at_once(due, now)
         raise
@@ -381,6 +382,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
     for user_id in applied.last:
         with in_event_context(last_message[user_id]):
             user_states[user_id] = applied.states[user_id].to_bytes()
+    await user_states.changelog_acked()  # a state record the broker refused fails the step, before any ack
     runtime.metrics.events_applied.inc(applied.applied)
     runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied.applied)
     if sent is not None and not await runtime.shared_log.wait_folded(sent, settings.shared_wait_s):
@@ -388,9 +390,10 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
         log.warning("shared signals: this step's increments were not folded within %.1fs; ranking without them",
                     settings.shared_wait_s)
     updates = await runtime.in_model_thread(weight_updates, applied)
-    for user_id, update in updates.items():
-        await weights_topic.send(key=user_id.encode(), value=update.to_json())
-    await rank(updates, last_message)
+    deliveries = [await weights_topic.send(key=user_id.encode(), value=update.to_json())
+                  for user_id, update in updates.items()]
+    deliveries += await rank(updates, last_message)
+    await asyncio.gather(*deliveries)  # an output the broker refused fails the step: tried again, then dead-lettered
 
 
 def rebalance_began(last_message: Mapping[str, EventT], meanwhile: str) -> bool:  # type: ignore[type-arg]
@@ -410,9 +413,10 @@ async def increments_acked(increments: Sequence[SharedIncrement]) -> int | None:
     return max((metadata.offset for metadata in await asyncio.gather(*deliveries)), default=None)
 
 
-async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> None:
-    """Scores the catalogue for the updated users at once and writes their top-k lists. A batch the scorer fails
-    on dead-letters each user's WeightUpdate (the state is already written), sourced at the user's last window."""
+async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> list[Awaitable[object]]:  # type: ignore[type-arg]
+    """Scores the catalogue for the updated users at once and sends their top-k lists; returns the sends'
+    deliveries. A batch the scorer fails on dead-letters each user's WeightUpdate (the state is already written),
+    sourced at the user's last window."""
     try:
         recommendations = await runtime.in_model_thread(runtime.model.recommend, list(updates.values()),
                                                         settings.top_k)
@@ -420,12 +424,14 @@ async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT
         for user_id, update in updates.items():
             await dead_letter_internal(update.to_json(), user_id.encode(), error,
                                        SourcePosition.of(sources[user_id].message))
-        return
+        return []
+    deliveries = []
     for recommendation, update in zip(recommendations, updates.values(), strict=True):
         record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
-        await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record))
+        deliveries.append(await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record)))
         runtime.metrics.recommended([record["latency_ms"]])
         runtime.live_view.record(record)
+    return deliveries
 
 
 @app.agent(encoded_topic)

@@ -10,7 +10,7 @@ from pathlib import Path
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams.faust_transport import App, RawTopic
+from streams.faust_transport import AckedTable, App, RawTopic
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
@@ -38,6 +38,7 @@ app = App(
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     broker_commit_every=500,
     broker_commit_interval=1.0,
+    Table=AckedTable,
 )
 
 ingest_topic = RawTopic.of(app, *settings.behaviour_topics, settings.ticks_topic)

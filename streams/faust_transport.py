@@ -21,6 +21,7 @@
   (stall report: read and committed to the end, active False, buffered True) and the partition stalled until
   the watchdog restarted the worker.
 * A raw topic's send hands the record to the producer at once (`RawTopic`).
+* A table's change-log sends can be awaited and fail loudly (`AckedTable`).
 * Before offsets are committed, the producer's buffer is drained completely. Table writes (changelog records)
   wait in that buffer, and Faust's flush gives up when a message takes longer than 0.1 s, so a commit could
   cover inputs whose state changes were still unsent — lost if the worker then dies.
@@ -28,6 +29,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
@@ -165,6 +167,28 @@ class RawTopic(faust.Topic):
                    partition: int | None = None) -> Awaitable[RecordMetadata]:
         """Queues the record in the producer; returns its delivery (the broker's ack)."""
         return await self.app.producer.send(self.get_topic_name(), key, value, partition, None, None)
+
+
+class AckedTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose change-log records a step can wait for: `changelog_acked` raises what a send failed with (a
+    record too large for the change-log topic, a batch expired in an outage). Faust's flush before a commit waits for
+    the pending sends but does not raise when one failed, so without this the offsets were committed over a state
+    that never reached its change log."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sent: list[Awaitable[RecordMetadata]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        sent = super().send_changelog(*args, **kwargs)
+        self._sent.append(sent)
+        return sent
+
+    async def changelog_acked(self) -> None:
+        """Waits until the broker acked every change-log record sent since the last call; raises the first
+        failure."""
+        sent, self._sent = self._sent, []
+        await asyncio.gather(*sent)
 
 
 class CommitSafeTransport(faust_aiokafka.Transport):

@@ -59,6 +59,8 @@ def worker_runtime(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(runtime, "pending_windows", PendingWindows())
     monkeypatch.setattr(agents, "CHAINS_STAGES", False)  # ingest writes windows for the encoder pool
     monkeypatch.setattr(runtime, "shared_log", SharedLog())
+    for table in (agents.open_windows, agents.user_states):  # the test context's producer sends nothing: no acks
+        monkeypatch.setattr(table, "changelog_acked", AsyncMock())
     monkeypatch.setattr(agents.shared_topic, "send", AsyncMock(side_effect=shared_log_loopback(model)))
     runtime.model_ready.set()
     yield runtime
@@ -494,7 +496,7 @@ async def test_encode_dead_letters_a_record_that_is_not_a_window(worker_runtime,
 
 @pytest.mark.asyncio
 async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights, recommendations = AsyncMock(), AsyncMock()
+    weights, recommendations = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
     monkeypatch.setattr(agents.weights_topic, "send", weights)
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
@@ -513,9 +515,9 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
 
 @pytest.mark.asyncio
 async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
+    weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
     monkeypatch.setattr(agents.weights_topic, "send", weights)
-    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock())
+    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
 
     def window(user: str, item: str, first: int, count: int) -> bytes:
@@ -544,8 +546,8 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
 @pytest.mark.asyncio
 async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    recommendations = AsyncMock()
-    monkeypatch.setattr(agents.weights_topic, "send", AsyncMock())
+    recommendations = AsyncMock(side_effect=lambda **_: acked())
+    monkeypatch.setattr(agents.weights_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
     monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
     windows = {user: [{"event_id": f"{user}-0", "user_id": user, "kind": "purchase", "ts": 1, "item_id": item,
                        "source": f"t:0:{n}", "arrived_ms": 1.0}]
@@ -562,9 +564,43 @@ async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_r
     assert "jazz-1" not in lists["u8"] and {"jazz-0", "jazz-2"} <= set(lists["u8"][:3])
 
 
+def failed_delivery(error: Exception) -> asyncio.Future[None]:
+    """A send's delivery that the broker refused."""
+    delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    delivery.set_exception(error)
+    return delivery
+
+
+@pytest.mark.parametrize("refused", ["recommendation", "state"])
+@pytest.mark.asyncio
+async def test_an_output_or_state_the_broker_refuses_dead_letters_its_window(worker_runtime, monkeypatch,  # type: ignore[no-untyped-def]
+                                                                            refused: str) -> None:
+    """Faust's flush before a commit does not raise when a send failed: the weigh step waits for its outputs' and
+    its states' acks itself, tries the window again, then dead-letters it with the broker's reason."""
+    too_large = RuntimeError("MessageSizeTooLargeError: the record is larger than max.message.bytes")
+    weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
+    recommendations = AsyncMock(side_effect=lambda **_: failed_delivery(too_large) if refused == "recommendation"
+                                else acked())
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    if refused == "state":
+        monkeypatch.setattr(agents.user_states, "changelog_acked", AsyncMock(side_effect=too_large))
+    window = [{"event_id": "u32-0", "user_id": "u32", "kind": "view", "ts": 1, "item_id": "jazz-1",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with agents.weigh.test_context() as agent:
+        await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u32")
+        await asyncio.sleep(0.3)
+    [dead_call] = dead.await_args_list  # after the batch and the window alone were both refused
+    dead_letter = orjson.loads(dead_call.kwargs["value"])
+    assert dead_letter["reason"] == f"internal error: RuntimeError: {too_large}"
+    assert orjson.loads(dead_letter["value"])["events"][0]["event_id"] == "u32-0"
+    assert recommendations.await_count == (2 if refused == "recommendation" else 0)
+
+
 @pytest.mark.asyncio
 async def test_weigh_dead_letters_the_weights_of_a_batch_the_scorer_fails_on(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights, dead = AsyncMock(), AsyncMock(side_effect=lambda **_: acked())
+    weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
     monkeypatch.setattr(agents.weights_topic, "send", weights)
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
     monkeypatch.setattr(worker_runtime.model, "recommend", lambda updates, k: 1 / 0)
