@@ -32,7 +32,7 @@ from sinks.sequence_model import SequenceModel
 from weighting.config import DAY_MS
 from weighting.context import FactorEvidence
 from weighting.factors import COUNT_FACTORS, FACTORS, TEXT_FACTORS, Factor
-from weighting.seen_items import SeenItems, filter_bits
+from weighting.seen_items import SeenItems
 from weighting.weight_update import Anchor, WeightUpdate
 
 REASON_ANCHORS = 10
@@ -137,8 +137,8 @@ class CatalogueScorer:
         users, rows, _ = self.grouped_rows(recent, chain.from_iterable(recent))
         parts = [(users, rows)]
         for user, items in enumerate(seen):
-            for raw in items.filters:
-                held = np.flatnonzero(filter_bits(raw)[self.catalogue.filter_positions()].all(axis=1))
+            if items.filters:
+                held = np.flatnonzero(items.held(self.catalogue.filter_positions()))
                 parts.append((np.full(len(held), user, np.int64), held))
         return np.concatenate([u for u, _ in parts]), np.concatenate([r for _, r in parts])
 

@@ -49,10 +49,14 @@ class SeenItems:
     def __contains__(self, item_id: object) -> bool:
         if item_id in self.recent:
             return True
-        if not isinstance(item_id, str) or not self.filters:
-            return False
-        positions = filter_positions(item_id)
-        return any(bool(filter_bits(raw)[positions].all()) for raw in self.filters)
+        return isinstance(item_id, str) and bool(self.held(filter_positions(item_id)[None])[0])
+
+    def held(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """For ids given by their bit positions (ids × `FILTER_HASHES`), whether a filter holds each."""
+        held = np.zeros(len(positions), bool)
+        for raw in self.filters:
+            held |= filter_bits(raw)[positions].all(axis=1)
+        return held
 
     def added(self, item_id: str, remembered: int) -> SeenItems:
         """With `item_id` the newest; the oldest of more than `remembered` recent ids goes into the current filter.
