@@ -232,8 +232,8 @@ async def sent_and_acked(topic: RawTopic, records: Sequence[tuple[bytes, bytes]]
 
 async def weigh_flushed(batch: IngestBatch) -> list[bool]:
     """Encodes, weighs and ranks the batch's flushed windows in this step (`CHAINS_STAGES`), each user's state read
-    and written in the context of the last message of its partition, and waits until the broker acked the new
-    states: a window is forgotten only once the state that holds its events is safe. Every window counts as
+    and written in the context of the last message of its partition; `weigh_batch` waits until the broker acked the
+    new states: a window is forgotten only once the state that holds its events is safe. Every window counts as
     delivered; one the model fails on, or whose search the encoder failed on after every try, is dead-lettered, as
     the encode and weigh agents do."""
     flushes = batch.windows.flushed
@@ -250,13 +250,7 @@ async def weigh_flushed(batch: IngestBatch) -> list[bool]:
             sources.append((batch.last_of_partition[batch.partition_of[user_id]], user_id, payload))
     if sources:
         await in_batch_or_one_by_one(weigh_batch, sources, dead_letter_flushed_window)
-    await states_acked()
     return [True] * len(flushes)
-
-
-async def states_acked() -> None:
-    """Waits until everything sent so far, the state tables' changelog records among it, is acked by the broker."""
-    await app.producer.flush()
 
 
 async def dead_letter_flushed_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]

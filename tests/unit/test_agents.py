@@ -356,7 +356,6 @@ def chained(monkeypatch) -> tuple[AsyncMock, AsyncMock, AsyncMock, AsyncMock]:  
     """A worker running every stage; its topic sends replaced: windows, weights, recommendations, dead letters."""
     sends = tuple(AsyncMock(side_effect=lambda **_: acked()) for _ in range(4))
     monkeypatch.setattr(agents, "CHAINS_STAGES", True)
-    monkeypatch.setattr(agents, "states_acked", AsyncMock())
     for topic, send in zip((agents.windows_topic, agents.weights_topic, agents.recommendations_topic,
                             agent_support.dead_letter_topic), sends, strict=True):
         monkeypatch.setattr(topic, "send", send)
@@ -374,7 +373,7 @@ async def test_ingest_of_a_worker_running_every_stage_weighs_and_ranks_its_windo
     assert windows.await_count == 0 and dead.await_count == 0
     assert (states["u20"].n_events, states["u21"].n_events) == (2, 1)
     assert int(np.argmax(states["u20"].query)) == TopicEncoder.words.index("jazz")  # the query was encoded
-    assert agents.states_acked.await_count == 1  # type: ignore[attr-defined]
+    assert agents.user_states.changelog_acked.await_count == 1  # type: ignore[attr-defined]
     updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
     assert (updates["u20"].trigger_event_id, updates["u21"].trigger_event_id) == ("u20-1", "u21-0")
     lists = {c.kwargs["key"]: orjson.loads(c.kwargs["value"]) for c in recommendations.await_args_list}
