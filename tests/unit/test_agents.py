@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from unittest.mock import AsyncMock
 
@@ -38,6 +39,13 @@ class TopicEncoder:
         rows = [[float(w in t.lower()) + 0.01 for w in self.words] for t in texts]
         vectors = np.asarray(rows, dtype=np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+async def settled(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    """Waits until `condition` holds (the agent under test has done its work) or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -469,7 +477,7 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
                "source": "t:0:0", "arrived_ms": 1.0}]
     async with encode_agent.encode.test_context() as agent:
         await agent.put(orjson.dumps(window), key=b"u1")
-        await asyncio.sleep(0.2)
+        await settled(lambda: encoded.await_count >= 1)
     payload = orjson.loads(encoded.await_args.kwargs["value"])
     vector = agent_support.f16_vector(payload["queries"]["u1-0"])
     assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
@@ -485,7 +493,7 @@ async def test_encode_dead_letters_a_record_that_is_not_a_window(worker_runtime,
     async with encode_agent.encode.test_context() as agent:
         for raw in (b"not json", orjson.dumps([]), orjson.dumps(window)):
             await agent.put(raw, key=b"u4")
-        await asyncio.sleep(0.3)
+        await settled(lambda: encoded.await_count >= 1 and dead.await_count >= 2)
     [sent] = encoded.await_args_list
     assert orjson.loads(sent.kwargs["value"])["events"] == window
     reasons = [orjson.loads(call.kwargs["value"])["reason"] for call in dead.await_args_list]
@@ -503,7 +511,7 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
     redelivered = window + window
     async with agents.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
-        await asyncio.sleep(0.3)
+        await settled(lambda: weights.await_count >= 1)
         state = UserState.from_bytes(agents.user_states["u2"])
     updates = [WeightUpdate.from_json(call.kwargs["value"]) for call in weights.await_args_list]
     assert [u.version for u in updates] == [3]
@@ -530,7 +538,8 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
         for raw, key in [(window("u5", "jazz", 0, 2), b"u5"), (window("u6", "hiking", 0, 1), b"u6"),
                          (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
             await agent.put(raw, key=key)
-        await asyncio.sleep(0.5)
+        await settled(lambda: dead.await_count >= 1 and any(
+            WeightUpdate.from_json(c.kwargs["value"]).trigger_event_id == "u5-2" for c in weights.await_args_list))
         seen_by_u6 = UserState.from_bytes(agents.user_states["u6"]).seen.recent
     updates = {u.user_id: u for u in (WeightUpdate.from_json(c.kwargs["value"]) for c in weights.await_args_list)}
     assert sorted(updates) == ["u5", "u6"]
@@ -554,7 +563,7 @@ async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_r
     async with agents.weigh.test_context() as agent:
         for user, window in windows.items():
             await agent.put(orjson.dumps({"events": window, "queries": {}}), key=user.encode())
-        await asyncio.sleep(0.3)
+        await settled(lambda: recommendations.await_count >= 2)
     lists = {rec["user_id"]: [item["item_id"] for item in rec["items"]]
              for rec in (orjson.loads(call.kwargs["value"]) for call in recommendations.await_args_list)}
     assert sorted(lists) == ["u3", "u8"] and all(len(ids) == 10 for ids in lists.values())
@@ -589,7 +598,7 @@ async def test_an_output_or_state_the_broker_refuses_dead_letters_its_window(wor
                "source": "t:0:0", "arrived_ms": 1.0}]
     async with agents.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u32")
-        await asyncio.sleep(0.3)
+        await settled(lambda: dead.await_count >= 1)
     [dead_call] = dead.await_args_list  # after the batch and the window alone were both refused
     dead_letter = orjson.loads(dead_call.kwargs["value"])
     assert dead_letter["reason"] == f"internal error: RuntimeError: {too_large}"
@@ -607,7 +616,7 @@ async def test_weigh_dead_letters_the_weights_of_a_batch_the_scorer_fails_on(wor
                "source": "t:0:0", "arrived_ms": 1.0}]
     async with agents.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u9")
-        await asyncio.sleep(0.3)
+        await settled(lambda: dead.await_count >= 1)
     [sent] = weights.await_args_list
     [dead_call] = dead.await_args_list
     dead_letter = orjson.loads(dead_call.kwargs["value"])
