@@ -116,9 +116,8 @@ class OnlineModel:
 
     def positive_rows(self, state: UserState) -> list[int]:
         """The catalogue rows of the user's recent consumptions, oldest first (the sequence model's input)."""
-        strengths, index = self.config.strengths, self.catalogue.index
-        return [index[r.item_id] for r in state.recent
-                if strengths.interaction(r.kind, r.strength) > 0 and r.item_id in index]
+        index = self.catalogue.index
+        return [index[r.item_id] for r in state.recent if r.strength > 0 and r.item_id in index]
 
     def weight_update(self, user_id: str, state: UserState, now_ts: int) -> WeightUpdate:
         return self.weight_updates({user_id: (state, now_ts)})[user_id]
@@ -130,7 +129,7 @@ class OnlineModel:
                 for (user_id, (state, now_ts)), vector in zip(states.items(), vectors, strict=True)}
 
     def _update(self, user_id: str, state: UserState, now_ts: int, sequence: Vector) -> WeightUpdate:
-        anchors = anchors_of(state, self.config)
+        anchors = anchors_of(state)
         context, _, weights = self._served(state, state.log_weights, now_ts, anchors)
         short_term, long_term, query = content_profiles(state, self.config, now_ts)
         return WeightUpdate(
@@ -205,7 +204,7 @@ class OnlineModel:
         assert step.event.item_id is not None
         return SharedIncrement(
             increment_fingerprint(step.user_id, step.event.event_id), step.event.item_id, step.event.ts,
-            self.config.strengths.interaction(step.event.kind, step.strength),
+            max(step.strength, 0.0),
             tuple(self.catalogue.items[row].item_id for row in self.positive_rows(step.before)), judged,
         )
 
@@ -278,7 +277,7 @@ class OnlineModel:
         for n, (state, ts) in enumerate(zip(states, times, strict=True)):
             profiles[n] = np.stack(content_profiles(state, config, ts))
         users, rows = self.scorer.excluded_rows([state.seen for state in states])
-        anchors = [anchors_of(state, config) for state in states]
+        anchors = [anchors_of(state) for state in states]
         sequence = self.sequence.user_vectors([self.positive_rows(state) for state in states])
         return RankingInputs(profiles, sequence, anchors, users, rows, max(times, default=0))
 
@@ -295,7 +294,7 @@ class OnlineModel:
         context, standardised, weights = self._served(step.before, residual, step.event.ts, anchors, prior)
         found = int(np.searchsorted(batch.rows, step.row))
         target = found if found < len(batch.rows) and batch.rows[found] == step.row else -1
-        wanted = config.strengths.interaction(step.event.kind, step.strength) > 0
+        wanted = step.strength > 0
         if judgements is not None:
             count = float(self.scorer.popularity.at(np.array([step.row]))[0])
             judgements.append(Judgement(step.user_id, step.event.event_id, batch, target, weights, context,

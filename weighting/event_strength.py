@@ -7,13 +7,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EventStrengths:
-    """Signed strength per event kind; ratings are centred so that low ratings push away.
+    """Signed strength per event kind, one meaning everywhere: a positive strength is a consumption (it moves the
+    content profiles toward the item, counts in co-visitation, popularity and transitions, anchors the item-kNN
+    and is a wanted target for the feedback), a negative one is a rejection (it pushes the profiles away and counts
+    nowhere else).
+
+    A rating is a consumption whatever its value, since the user chose the item; a value above `rating_centre`
+    counts more, by `rating_scale` per point. A rejection is a skip.
 
     >>> s = EventStrengths()
     >>> s.of("purchase") > s.of("cart") > s.of("click") > s.of("view") > 0 > s.of("skip")
     True
-    >>> s.of("rating", 1.0) < 0 < s.of("rating", 5.0)
-    True
+    >>> s.of("rating", 1.0), s.of("rating", 3.0), s.of("rating", 5.0)
+    (1.0, 1.0, 3.0)
     """
 
     view: float = 1.0
@@ -25,23 +31,9 @@ class EventStrengths:
     rating_centre: float = 3.0
     rating_scale: float = 1.0
 
-    def interaction(self, kind: str, strength: float) -> float:
-        """How much an event counts as a consumption for co-visitation and popularity.
-
-        Any rating means the user consumed the item (a liked one counts more); a skip is no consumption.
-
-        >>> s = EventStrengths()
-        >>> s.interaction("rating", -2.0), s.interaction("rating", 2.0), s.interaction("skip", -1.0)
-        (1.0, 3.0, 0.0)
-        """
-        if kind == "rating":
-            return 1.0 + max(strength, 0.0)
-        return max(strength, 0.0)
-
     def of(self, kind: str, value: float | None = None) -> float:
-        """The strength of one event; a rating without a value counts as neutral."""
+        """The strength of one event; a rating without a value counts as one at the centre."""
         if kind == "rating":
-            if value is None:
-                return 0.0
-            return (value - self.rating_centre) * self.rating_scale
+            above = 0.0 if value is None else max(value - self.rating_centre, 0.0)
+            return 1.0 + above * self.rating_scale
         return float(getattr(self, kind))

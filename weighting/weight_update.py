@@ -87,12 +87,12 @@ class WeightUpdate:
         )
 
 
-def anchors_of(state: UserState, config: WeightingConfig) -> tuple[Anchor, ...]:
+def anchors_of(state: UserState) -> tuple[Anchor, ...]:
     """The user's recent positive items, newest first, weighted by strength and recency."""
     return tuple(
-        Anchor(item.item_id, item.kind, interaction * ANCHOR_RECENCY**age)
+        Anchor(item.item_id, item.kind, item.strength * ANCHOR_RECENCY**age)
         for age, item in enumerate(reversed(state.recent))
-        if (interaction := config.strengths.interaction(item.kind, item.strength)) > 0
+        if item.strength > 0
     )
 
 

@@ -14,7 +14,7 @@ from weighting.factors import COUNT_FACTORS, FACTORS, Factor
 from weighting.fusion_learning import listwise_gradient
 from weighting.user_state import UserState
 from weighting.user_update import ProfileEvent
-from weighting.weight_update import WeightUpdate
+from weighting.weight_update import WeightUpdate, anchors_of
 
 DAY = 86_400_000
 
@@ -209,6 +209,24 @@ def test_feedback_steps_the_residual_and_the_prior_along_the_judged_rankings_gra
         z = judgement.candidates.calibrated
         assert z[judgement.target, Factor.SHORT_TERM] == z[:, Factor.SHORT_TERM].max()
         assert judgement.weights[Factor.QUERY] == judgement.weights[Factor.FRESHNESS] == 0.0  # never searched, undated
+
+
+def test_a_rating_of_any_value_is_a_consumption_everywhere() -> None:
+    """A low or a centre rating moves the profiles toward the item, as it counts in popularity, anchors the
+    item-kNN and is a wanted target for the feedback; a value above the centre counts more."""
+    model = OnlineModel(small_catalogue())
+    state = model.learn("u", model.new_state(), ProfileEvent("e1", "view", 0, "b1"))
+    a2 = model.catalogue.vectors[model.catalogue.index["a2"]]
+    for n, value in enumerate((1.0, 3.0)):
+        judgements: list[Judgement] = []
+        learned = model.learn_and_fold({"u": state}, [UserEvent("u", ProfileEvent(f"r{n}", "rating", DAY, "a2",
+                                                                                  value))], judgements)
+        rated = learned.states["u"]
+        assert float(rated.long_term @ a2) > float(state.long_term @ a2)
+        assert [a.item_id for a in anchors_of(rated)] == ["a2", "b1"]
+        [judgement] = judgements
+        assert judgement.wanted and learned.increments[0].amount == 1.0
+    assert model.config.strengths.of("rating", 4.5) == 2.5
 
 
 def test_a_batch_applies_what_one_event_at_a_time_applies() -> None:
