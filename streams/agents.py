@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -109,6 +109,7 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
     back into the stored window, due at once. A window sent twice is harmless (each user state ignores events it
     already applied)."""
     batch = await IngestBatch.of(events)
+    fence = Fence.of(batch.last_of_partition.values())
     now = now_ms()
     due = {user_id: partition for partition in batch.last_of_partition
            for user_id in runtime.pending_windows.take_due(partition, now, settings.window_max_wait_ms)}
@@ -116,9 +117,9 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
         for user_id, partition in [*batch.ticked, *due.items()]:
             batch.partition_of.setdefault(user_id, partition)
             batch.windows.flush_if_due(user_id, now)
-        acked = await (weigh_flushed(batch) if CHAINS_STAGES else send_windows(batch.windows.flushed))
+        acked = await (weigh_flushed(batch) if CHAINS_STAGES else send_windows(batch.windows.flushed, fence))
         batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
-        current = all(of_current_generation(app, event.message) for event in batch.last_of_partition.values())
+        current = fence.holds()
         if current:
             batch.store()
             await open_windows.changelog_acked()
@@ -207,20 +208,26 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
     return WindowedEvent.read_at(routed.event.no_later_than(int(arrived)), source, arrived)
 
 
-async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> list[bool]:
-    """Sends the windows in order and waits for all their acks at once; which ones the broker acked."""
+async def send_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]], fence: Fence) -> list[bool]:
+    """Sends the windows in order while `fence` holds and waits for all their acks at once; which ones the broker
+    acked."""
     acked = await sent_and_acked(windows_topic, [(user_id.encode(), encode_window(window))
-                                                 for user_id, window in flushes])
+                                                 for user_id, window in flushes], fence)
     if not all(acked):
         log.warning("%d of %d windows were not acked; they stay in the table", acked.count(False), len(acked))
     return acked
 
 
-async def sent_and_acked(topic: RawTopic, records: Sequence[tuple[bytes, bytes]]) -> list[bool]:
+async def sent_and_acked(topic: RawTopic, records: Sequence[tuple[bytes, bytes]],
+                         fence: Fence | None = None) -> list[bool]:
     """Sends (key, value) records in order and waits for all their acks at once; which ones the broker acked (a
-    record whose send raised, or whose delivery failed, was not)."""
+    record whose send raised, or whose delivery failed, or that was not sent because `fence` no longer held, was
+    not)."""
     deliveries: list[Awaitable[object] | None] = []
     for key, value in records:
+        if fence is not None and not fence.holds():
+            deliveries.append(None)
+            continue
         try:
             deliveries.append(await topic.send(key=key, value=value))
         except Exception:
@@ -362,16 +369,17 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
     the increments are folded (`settings.shared_wait_s` at most), so that the WeightUpdates and lists it emits count
     the users' own events, as the replay does."""
     last_message = {user_id: event for event, user_id, _ in windows}
+    fence = Fence.of(last_message.values())
     raw_states = {}
     for user_id, event in last_message.items():
         with in_event_context(event):
             raw_states[user_id] = user_states.get(user_id)
     applied = await runtime.in_model_thread(
         apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
-    if rebalance_began(last_message, f"{len(windows)} windows were applied"):
+    if fence.broken(f"{len(windows)} windows were applied"):
         return
     sent = await increments_acked(applied.increments)
-    if rebalance_began(last_message, f"{len(windows)} windows' increments were sent"):
+    if fence.broken(f"{len(windows)} windows' increments were sent"):
         return
     for user_id in applied.last:
         with in_event_context(last_message[user_id]):
@@ -384,19 +392,55 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
         log.warning("shared signals: this step's increments were not folded within %.1fs; ranking without them",
                     settings.shared_wait_s)
     updates = await runtime.in_model_thread(weight_updates, applied)
-    deliveries = [await weights_topic.send(key=user_id.encode(), value=update.to_json())
-                  for user_id, update in updates.items()]
-    deliveries += await rank(updates, last_message)
+    lists = await ranked(updates, last_message)
+    outputs = [(weights_topic, user_id.encode(), update.to_json()) for user_id, update in updates.items()]
+    outputs += [(recommendations_topic, user_id.encode(), orjson.dumps(record)) for user_id, record in lists.items()]
+    deliveries = await sent_while(fence, outputs)
+    if deliveries is None:
+        fence.broken(f"{len(windows)} windows were ranked")
+        return
+    for record in lists.values():
+        runtime.metrics.recommended([record["latency_ms"]])
+        runtime.live_view.record(record)
     await asyncio.gather(*deliveries)  # an output the broker refused fails the step: tried again, then dead-lettered
 
 
-def rebalance_began(last_message: Mapping[str, EventT], meanwhile: str) -> bool:  # type: ignore[type-arg]
-    """Whether a message of the batch is of an earlier consumer generation (its batch writes nothing, and is
-    fetched again)."""
-    if all(of_current_generation(app, event.message) for event in last_message.values()):
-        return False
-    log.info("a rebalance began while %s; they will be fetched again", meanwhile)
-    return True
+@dataclass(frozen=True)
+class Fence:
+    """Whether a batch's partitions are still this worker's: its messages are of the consumer's current generation
+    and flow is active. Every write for the batch is made only while it holds, checked right before the write
+    (nothing yields between the check and the record's append to the producer). Faust suspends the flow as soon as
+    a revocation begins and flushes the producer before the worker rejoins the group, and another worker is given
+    the partitions only after that: a worker that is giving partitions up writes nothing more for them. (A worker
+    stalled past the session timeout learns of its eviction only at its next poll; only transactions fence that.)"""
+
+    messages: tuple[EventT, ...]  # type: ignore[type-arg]
+
+    @classmethod
+    def of(cls, messages: Iterable[EventT]) -> Fence:  # type: ignore[type-arg]
+        return cls(tuple(messages))
+
+    def holds(self) -> bool:
+        return all(of_current_generation(app, event.message) for event in self.messages)
+
+    def broken(self, meanwhile: str) -> bool:
+        """Whether the fence no longer holds (then the batch writes nothing more, and its messages are fetched
+        again by the partitions' owner), logged with what was done `meanwhile`."""
+        if self.holds():
+            return False
+        log.info("a rebalance began while %s; they will be fetched again", meanwhile)
+        return True
+
+
+async def sent_while(fence: Fence, outputs: Sequence[tuple[RawTopic, bytes, bytes]]) -> list[Awaitable[object]] | None:
+    """Sends (topic, key, value) records in order while `fence` holds; their deliveries, or None when the fence
+    broke first (the rest are not sent)."""
+    deliveries = []
+    for topic, key, value in outputs:
+        if not fence.holds():
+            return None
+        deliveries.append(await topic.send(key=key, value=value))
+    return deliveries
 
 
 async def increments_acked(increments: Sequence[SharedIncrement]) -> int | None:
@@ -407,10 +451,10 @@ async def increments_acked(increments: Sequence[SharedIncrement]) -> int | None:
     return max((metadata.offset for metadata in await asyncio.gather(*deliveries)), default=None)
 
 
-async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> list[Awaitable[object]]:  # type: ignore[type-arg]
-    """Scores the catalogue for the updated users at once and sends their top-k lists; returns the sends'
-    deliveries. A batch the scorer fails on dead-letters each user's WeightUpdate (the state is already written),
-    sourced at the user's last window."""
+async def ranked(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> dict[str, dict]:  # type: ignore[type-arg]
+    """Scores the catalogue for the updated users at once: each user's top-k list, as a Recommendation record. A
+    batch the scorer fails on dead-letters each user's WeightUpdate (the state is already written), sourced at the
+    user's last window."""
     try:
         recommendations = await runtime.in_model_thread(runtime.model.recommend, list(updates.values()),
                                                         settings.top_k)
@@ -418,14 +462,10 @@ async def rank(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT
         for user_id, update in updates.items():
             await dead_letter_internal(update.to_json(), user_id.encode(), error,
                                        SourcePosition.of(sources[user_id].message))
-        return []
-    deliveries = []
-    for recommendation, update in zip(recommendations, updates.values(), strict=True):
-        record = replace(recommendation, latency_ms=round(now_ms() - update.arrived_ms, 3)).to_dict()
-        deliveries.append(await recommendations_topic.send(key=update.user_id.encode(), value=orjson.dumps(record)))
-        runtime.metrics.recommended([record["latency_ms"]])
-        runtime.live_view.record(record)
-    return deliveries
+        return {}
+    now = now_ms()
+    return {update.user_id: replace(recommendation, latency_ms=round(now - update.arrived_ms, 3)).to_dict()
+            for recommendation, update in zip(recommendations, updates.values(), strict=True)}
 
 
 @app.agent(encoded_topic)

@@ -310,11 +310,11 @@ async def test_a_batch_that_fails_leaves_the_windows_it_took_due(worker_runtime,
     monkeypatch.setattr(agents.windows_topic, "send", windows)
     real_send_windows, failed = agents.send_windows, []
 
-    async def failing_once(flushes):  # type: ignore[no-untyped-def]
+    async def failing_once(flushes, fence):  # type: ignore[no-untyped-def]
         if flushes and not failed:
             failed.append(flushes)
             raise RuntimeError("a bug after the due windows were taken")
-        return await real_send_windows(flushes)
+        return await real_send_windows(flushes, fence)
 
     monkeypatch.setattr(agents, "send_windows", failing_once)
     clock = stopped_clock(monkeypatch)
@@ -570,6 +570,33 @@ async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_r
     # the nearest items come first, beside the one item someone else bought (popular)
     assert "cooking-0" not in lists["u3"] and {"cooking-1", "cooking-2"} <= set(lists["u3"][:3])
     assert "jazz-1" not in lists["u8"] and {"jazz-0", "jazz-2"} <= set(lists["u8"][:3])
+
+
+@pytest.mark.asyncio
+async def test_a_step_writes_nothing_for_partitions_a_rebalance_began_to_take_away(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A revocation that begins while the step waits for its increments to be folded suspends the flow: the step
+    sends no WeightUpdate and no list for the users of its messages (their partitions' new owner fetches them)."""
+    weights, recommendations = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", recommendations)
+    ranked: list[int] = []
+    recommend = worker_runtime.model.recommend
+    monkeypatch.setattr(worker_runtime.model, "recommend", lambda updates, k: ranked.append(1) or recommend(updates, k))
+
+    async def revoked_while_folding(offset: int, timeout_s: float) -> bool:
+        app.flow_control.suspend()  # what Faust does first when a revocation begins
+        return True
+
+    monkeypatch.setattr(worker_runtime.shared_log, "wait_folded", revoked_while_folding)
+    window = [{"event_id": "u40-0", "user_id": "u40", "kind": "view", "ts": 1, "item_id": "jazz-1",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    async with agents.weigh.test_context() as agent:
+        await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u40")
+        await settled(lambda: bool(ranked))
+        await asyncio.sleep(0.2)
+        app.flow_control.resume()
+    assert ranked and UserState.from_bytes(agents.user_states["u40"]).n_events == 1
+    assert weights.await_count == recommendations.await_count == 0
 
 
 def failed_delivery(error: Exception) -> asyncio.Future[None]:
