@@ -163,9 +163,13 @@ class PipelineRun:
             admin.close()
 
     def read_all(self, topic: str) -> list[dict[str, Any]]:
+        return [value for _, value in self.read_all_timed(topic)]
+
+    def read_all_timed(self, topic: str) -> list[tuple[int, dict[str, Any]]]:
+        """Every record of `topic` with its timestamp (ms, the producer's clock), partition by partition."""
         consumer = KafkaConsumer(topic, bootstrap_servers=self.settings.bootstrap, auto_offset_reset="earliest",
                                  consumer_timeout_ms=5000)
-        records = [orjson.loads(r.value) for r in consumer]
+        records = [(r.timestamp, orjson.loads(r.value)) for r in consumer]
         consumer.close()
         return records
 

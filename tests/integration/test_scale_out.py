@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,7 +16,10 @@ from typing import Any
 
 import pytest
 
+from sinks.shared_increments import SharedIncrement
 from streams.demo import start_worker, stop_worker
+from streams.events import BehaviorEvent
+from streams.kafka_clients import idempotent_producer
 from tests.integration.harness import PipelineRun
 from tests.integration.test_reliability import synthetic_events, wait_for_progress
 from tests.integration.test_worker_pools import encoded_texts
@@ -185,6 +189,58 @@ def test_kills_restarts_and_rebalances_lose_and_double_nothing(kafka_bootstrap, 
     assert first is not None and second is not None, logs
     assert first["events"] == second["events"] == item_events(events)  # every event folded once, none twice
     assert first == second
+
+
+def hold_every_fold(run: PipelineRun) -> None:
+    """Sends the shared log an increment naming an item no worker has: each worker's fold waits for the catalogue to
+    hold it (`CATALOGUE_WAIT_S`), so every weigh step after it waits for its own increments to be folded."""
+    producer = idempotent_producer(run.settings)
+    ghost = SharedIncrement(1, "an-item-nobody-published", int(time.time() * 1000), 1.0, ())
+    producer.send(run.settings.shared_topic, key=ghost.item_id.encode(), value=ghost.to_json())
+    producer.flush()
+    producer.close()
+
+
+def test_a_worker_writes_nothing_for_partitions_a_rebalance_takes_away(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two workers whose weigh steps are held waiting for their increments to be folded; one is SIGKILLed, so the
+    group takes the partitions away from the other while its steps wait. The held steps write nothing more: every
+    list of those events is sent after the survivor rejoined the group, by the partitions' owner (without the
+    fence, the held steps sent their lists during the revocation, before the rejoin)."""
+    ports = [FIRST_PORT + 8, FIRST_PORT + 9]
+    run = PipelineRun.create(kafka_bootstrap, unique_name("fence"), tmp_path, shared_wait_s=120.0,
+                             session_timeout_s=6.0)
+    now = int(time.time() * 1000)
+    events = [BehaviorEvent(f"fence-{n}", f"fence-user-{n}", "purchase", now + n, run.items[n].item_id)
+              for n in range(24)]  # a purchase flushes its window at once
+    workers = Workers(run)
+    for port in ports:
+        workers.start(port)
+    try:
+        assert all(shared_states_at(ports, 0, timeout_s=180).values()), workers.logs()
+        hold_every_fold(run)
+        time.sleep(1.0)
+        run.produce(events)
+        time.sleep(4.0)  # both workers' steps now wait for the fold (until the catalogue wait ends)
+        workers.kill(ports[1])
+        lists = run.final_recommendations(timeout_s=180)
+        survivor_log = (tmp_path / f"worker-{ports[0]}.log").read_text(errors="replace")
+    finally:
+        workers.stop_all()
+    assert set(lists) == set(run.produced), survivor_log[-3000:]
+    assert "windows were ranked; they will be fetched again" in survivor_log  # its held steps were fenced
+    rejoined_ms = last_join_ms(survivor_log)
+    sent = [(ts, record["trigger_event_id"]) for ts, record in run.read_all_timed(run.settings.recommendations_topic)]
+    early = sorted(event_id for ts, event_id in sent if ts < rejoined_ms)
+    assert not early, f"lists sent before the survivor rejoined: {early}"
+    assert {event_id for _, event_id in sent} == {event.event_id for event in events}
+
+
+def last_join_ms(worker_log: str) -> int:
+    """When the worker last joined its consumer group (its log's local time, as epoch ms)."""
+    joins = re.findall(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*Joined group", worker_log, re.MULTILINE)
+    assert joins, "the worker never joined its group"
+    stamp, millis = joins[-1]
+    return int(time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))) * 1000 + int(millis)
 
 
 def test_an_encoder_pool_restarted_mid_stream_loses_nothing(kafka_bootstrap, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
