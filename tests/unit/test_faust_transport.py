@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from intervaltree import IntervalTree
 from mode.utils.queues import FlowControlEvent
 
 from streams.faust_transport import CommitSafeConsumer, DrainingProducer
@@ -84,7 +85,9 @@ def consumer_expecting(next_offsets: dict[TP, int]) -> tuple[CommitSafeConsumer,
     consumer.__dict__.update(
         app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"app-states-changelog"})),
         log=SimpleNamespace(dev=lambda *args: None), _read_offset=defaultdict(lambda: None),
-        _next_offset=dict(next_offsets), _refetched_from={}, _seek=driver_seek,
+        _next_offset=dict(next_offsets), _refetched_from={}, _first_passed={}, _seek=driver_seek,
+        _acked=defaultdict(list), _acked_index=defaultdict(set), _committed_offset=defaultdict(lambda: None),
+        _gap=defaultdict(IntervalTree),
     )
     return consumer, seeks
 
@@ -141,6 +144,28 @@ def test_the_first_fetch_after_a_seek_to_the_committed_offset_must_start_there(m
     assert seeks == [(OTHER, 0)]  # aiokafka leaves a partition without a committed offset where it was
     assert fetched(consumer, [(PARTITION, 118), (OTHER, 3)], monkeypatch) == []
     assert seeks == [(OTHER, 0), (PARTITION, 117), (OTHER, 0)]
+
+
+def test_the_first_record_of_a_partition_never_committed_is_not_committed_over_unprocessed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Faust checks the head of the acked offsets only against a committed offset above 0: with none, records 1 and
+    2 acked while record 0 was skipped committed offset 3, and record 0 was never processed."""
+    consumer, _ = consumer_expecting({PARTITION: 0})
+    assert fetched(consumer, [(PARTITION, 0), (PARTITION, 1), (PARTITION, 2)], monkeypatch) == [
+        (PARTITION, 0), (PARTITION, 1), (PARTITION, 2)]
+    consumer._acked[PARTITION].extend([1, 2])  # record 0 skipped: fetched while the flow was suspended
+    assert consumer._new_offset(PARTITION) is None
+    consumer._acked[PARTITION].append(0)
+    assert consumer._new_offset(PARTITION) == 3
+
+
+def test_the_record_at_the_committed_offset_is_not_committed_over_unprocessed() -> None:
+    """Faust lets a hole of one offset at the head through (`min(acked) - committed > 1`)."""
+    consumer, _ = consumer_expecting({PARTITION: 5})
+    consumer._committed_offset[PARTITION] = 5
+    consumer._acked[PARTITION].extend([6, 7])
+    assert consumer._new_offset(PARTITION) is None
+    consumer._acked[PARTITION].append(5)
+    assert consumer._new_offset(PARTITION) == 8
 
 
 def test_changelog_topics_keep_their_compaction_gaps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
