@@ -8,7 +8,8 @@
   The consumer keeps its own next expected offset per partition: Faust's read offset means "last read" after a
   fetch but "next to read" after a seek, so a fetch after a seek that began one record late went unseen.
 * A commit never passes a record that was passed on but not acked: Faust's own check of the head of the acked
-  offsets misses a partition never committed and a hole of one offset (`CommitSafeConsumer._new_offset`).
+  offsets misses a partition never committed and a hole of one offset (`CommitSafeConsumer._new_offset`); an
+  offset that holds no record holds no commit.
 * After a rebalance, a partition without a committed offset is sought to its start. aiokafka's seek to committed
   leaves it where the fetcher was, past records fetched before the rebalance and never processed.
 * A message from an earlier consumer generation, or one acked while flow control is suspended (a rebalance or a
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -54,7 +56,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._next_offset: dict[TP, int] = {}
         self._refetched_from: dict[TP, int] = {}
-        self._first_passed: dict[TP, int] = {}
+        self._passed: dict[TP, list[int]] = {}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         refetching: set[TP] = set()
@@ -84,7 +86,8 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
 
     def passed_on(self, tp: TP, offset: int) -> None:
         """Records that the message at `offset` went on to Faust: the next fetch of `tp` must follow it."""
-        self._first_passed.setdefault(tp, offset)
+        if tp.topic not in self.app.tables.changelog_topics:
+            self._passed.setdefault(tp, []).append(offset)
         if offset == self._next_offset.get(tp):
             self._refetched_from.pop(tp, None)
         self._next_offset[tp] = max(offset + 1, self._next_offset.get(tp, 0))
@@ -92,20 +95,19 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
         self._next_offset[partition] = offset
-        self._first_passed.pop(partition, None)
+        self._passed.pop(partition, None)
 
     def _new_offset(self, tp: TP) -> int | None:
-        """Faust's offset to commit, or None while the lowest acked offset of a stage input is past the first one
-        not yet processed: the committed offset, or with none (Faust keeps 0 as none) the first offset passed on
-        since the last seek. Faust checks that head only when the committed offset is above 0, and lets a hole of
-        one offset through, so the first record of a partition never committed, or the record at the committed
-        offset, could be committed over while it was skipped (fetched while the flow was suspended) and never
-        processed."""
-        acked = self._acked[tp]
-        head = self._committed_offset.get(tp) or self._first_passed.get(tp)
-        if acked and head is not None and tp.topic not in self.app.tables.changelog_topics:
-            gaps = self._gap.get(tp) or ()
-            if min([*acked, *(interval.begin for interval in gaps)]) > head:
+        """Faust's offset to commit, or None while the first record passed on at or after the committed offset is
+        not acked. Faust checks the head of the acked offsets only against a committed offset above 0, and lets a
+        hole of one offset through (for an offset that holds no record), so the first record of a partition never
+        committed, or the record at the committed offset, could be committed over while it was skipped (fetched
+        while the flow was suspended) and never processed. An offset that holds no record (retention, a
+        transaction marker) is never passed on, so it holds nothing."""
+        passed = self._passed.get(tp)
+        if passed:
+            del passed[: bisect_left(passed, self._committed_offset.get(tp) or 0)]
+            if passed and passed[0] not in self._acked_index[tp]:
                 return None
         return super()._new_offset(tp)  # type: ignore[no-any-return]
 
@@ -123,7 +125,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             if start == 0:
                 await self._seek(tp, 0)
             self._next_offset[TP(tp.topic, tp.partition)] = start
-            self._first_passed.pop(TP(tp.topic, tp.partition), None)
+            self._passed.pop(TP(tp.topic, tp.partition), None)
         return committed
 
     def resume_drained_partitions(self) -> list[TP]:

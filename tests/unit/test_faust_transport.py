@@ -85,7 +85,7 @@ def consumer_expecting(next_offsets: dict[TP, int]) -> tuple[CommitSafeConsumer,
     consumer.__dict__.update(
         app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={"app-states-changelog"})),
         log=SimpleNamespace(dev=lambda *args: None), _read_offset=defaultdict(lambda: None),
-        _next_offset=dict(next_offsets), _refetched_from={}, _first_passed={}, _seek=driver_seek,
+        _next_offset=dict(next_offsets), _refetched_from={}, _passed={}, _seek=driver_seek,
         _acked=defaultdict(list), _acked_index=defaultdict(set), _committed_offset=defaultdict(lambda: None),
         _gap=defaultdict(IntervalTree),
     )
@@ -152,20 +152,40 @@ def test_the_first_record_of_a_partition_never_committed_is_not_committed_over_u
     consumer, _ = consumer_expecting({PARTITION: 0})
     assert fetched(consumer, [(PARTITION, 0), (PARTITION, 1), (PARTITION, 2)], monkeypatch) == [
         (PARTITION, 0), (PARTITION, 1), (PARTITION, 2)]
-    consumer._acked[PARTITION].extend([1, 2])  # record 0 skipped: fetched while the flow was suspended
+    acked(consumer, 1, 2)  # record 0 skipped: fetched while the flow was suspended
     assert consumer._new_offset(PARTITION) is None
-    consumer._acked[PARTITION].append(0)
+    acked(consumer, 0)
     assert consumer._new_offset(PARTITION) == 3
 
 
-def test_the_record_at_the_committed_offset_is_not_committed_over_unprocessed() -> None:
+def acked(consumer: CommitSafeConsumer, *offsets: int) -> None:
+    """What Faust's ack records of each message at `offsets`."""
+    for offset in offsets:
+        consumer._acked[PARTITION].append(offset)
+        consumer._acked_index[PARTITION].add(offset)
+
+
+def test_the_record_at_the_committed_offset_is_not_committed_over_unprocessed(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Faust lets a hole of one offset at the head through (`min(acked) - committed > 1`)."""
     consumer, _ = consumer_expecting({PARTITION: 5})
     consumer._committed_offset[PARTITION] = 5
-    consumer._acked[PARTITION].extend([6, 7])
+    fetched(consumer, [(PARTITION, 5), (PARTITION, 6), (PARTITION, 7)], monkeypatch)
+    acked(consumer, 6, 7)
     assert consumer._new_offset(PARTITION) is None
-    consumer._acked[PARTITION].append(5)
+    acked(consumer, 5)
     assert consumer._new_offset(PARTITION) == 8
+
+
+def test_an_offset_that_holds_no_record_holds_no_commit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Records gone with retention before the committed offset, or a transaction marker at it: the first record
+    passed on is further on, and once it is acked the commit moves past the hole."""
+    consumer, _ = consumer_expecting({PARTITION: 5})
+    consumer._committed_offset[PARTITION] = 5
+    assert fetched(consumer, [(PARTITION, 9), (PARTITION, 10)], monkeypatch) == []  # a hole: fetched again once
+    assert fetched(consumer, [(PARTITION, 9), (PARTITION, 10)], monkeypatch) == [(PARTITION, 9), (PARTITION, 10)]
+    consumer._gap[PARTITION].addi(5, 9)  # as Faust records a hole it is left with
+    acked(consumer, 9, 10)
+    assert consumer._new_offset(PARTITION) == 11
 
 
 def test_changelog_topics_keep_their_compaction_gaps(monkeypatch) -> None:  # type: ignore[no-untyped-def]
