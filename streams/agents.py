@@ -408,8 +408,9 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
 @dataclass(frozen=True)
 class Fence:
     """Whether a batch's partitions are still this worker's: its messages are of the consumer's current generation
-    and flow is active. Every write for the batch is made only while it holds, checked right before the write
-    (nothing yields between the check and the record's append to the producer). Faust suspends the flow as soon as
+    and flow is active. Every state, window and output write of the batch is made only while it holds, checked
+    right before the write (nothing yields between the check and the record's append to the producer unless its
+    buffer is full). Faust suspends the flow as soon as
     a revocation begins and flushes the producer before the worker rejoins the group, and another worker is given
     the partitions only after that: a worker that is giving partitions up writes nothing more for them. (A worker
     stalled past the session timeout learns of its eviction only at its next poll; only transactions fence that.)"""
@@ -438,6 +439,7 @@ async def sent_while(fence: Fence, outputs: Sequence[tuple[RawTopic, bytes, byte
     deliveries = []
     for topic, key, value in outputs:
         if not fence.holds():
+            await asyncio.gather(*deliveries, return_exceptions=True)  # what was sent is sent; its outcome is moot
             return None
         deliveries.append(await topic.send(key=key, value=value))
     return deliveries
