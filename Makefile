@@ -17,8 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)            ## the main job: a live demo on a local broker
 	HF_HUB_OFFLINE=1 $(VENV)/bin/driftrec demo
 
-test: $(STAMP)            ## lint, then unit + integration tests on the real broker
+test: $(STAMP)            ## lint and type-check, then unit + integration tests on the real broker
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m deploy.local_kafka up
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 

@@ -69,7 +69,7 @@ def _switch(sequential: float) -> Callable[[Sequence[Item], int, ScenarioSize], 
 
 
 def _item_event(rng: random.Random, event_id: str, user_id: str, ts: int, item: Item) -> BehaviorEvent:
-    kinds, weights = zip(*ITEM_KINDS, strict=True)
+    kinds, weights = [kind for kind, _ in ITEM_KINDS], [weight for _, weight in ITEM_KINDS]
     return BehaviorEvent(event_id, user_id, rng.choices(kinds, weights)[0], ts, item_id=item.item_id)
 
 

@@ -90,7 +90,7 @@ def query_vectors(events: Sequence[BehaviorEvent], encoder: TextEncoder) -> dict
     each distinct query encoded once."""
     searches = {event.event_id: event.query for event in events if event.kind == "search" and event.query}
     distinct = list(dict.fromkeys(searches.values()))
-    vectors = {}
+    vectors: dict[str, npt.NDArray[np.float32]] = {}
     for start in range(0, len(distinct), QUERY_CHUNK):
         chunk = distinct[start : start + QUERY_CHUNK]
         vectors.update(zip(chunk, encoder.encode(chunk).astype(np.float16).astype(np.float32), strict=True))
@@ -175,7 +175,7 @@ def replay(
     arms = default_arms(config)
     rng = random.Random(options.seed)
     split = int(len(events) * options.tune_share)
-    position = {}
+    position: dict[str, int] = {}
     for index, event in enumerate(events):
         position.setdefault(event.event_id, index)
     ranks = MethodRanks(options.k)
@@ -192,7 +192,7 @@ def replay(
     progress = tqdm(total=len(events), disable=not options.progress, unit=" events", mininterval=2)
     for start in range(0, len(events), options.block):
         block = events[start : start + options.block]
-        counts_before = {}
+        counts_before: dict[str, float] = {}
         for event in block:
             if event.item_id is not None:
                 counts_before.setdefault(event.event_id, item_counts[event.item_id])

@@ -75,9 +75,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     report = LoadReport()
     if args.synthetic:
-        items, events = scenario_items(args.synthetic, builtin_catalogue()), []
+        items, events = scenario_items(args.synthetic, builtin_catalogue()), list[BehaviorEvent]()
+    elif args.movielens:
+        items, events = load_movielens(args.movielens)
     else:
-        items, events = load_movielens(args.movielens) if args.movielens else load_jsonl(*args.jsonl, report)
+        items, events = load_jsonl(args.jsonl[0], args.jsonl[1], report)
     if report.rejected:
         print(f"{sum(report.rejected.values())} lines skipped: " + ", ".join(
             f"{count} {reason}" for reason, count in report.rejected.most_common(5)), file=sys.stderr)

@@ -40,8 +40,8 @@ class RankingSamples:
     def hits(self, weights: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.bool_]:
         """samples × candidates (rows of `weights`, each ≥ 0): whether each fusion ranks the target in the top k
         (ties count half)."""
-        weights = torch.from_numpy(np.atleast_2d(weights)).float()
-        result = np.zeros((len(self), len(weights)), bool)
+        rows = torch.from_numpy(np.atleast_2d(weights)).float()
+        result = np.zeros((len(self), len(rows)), bool)
         if k not in self._contests:
             self._contests[k] = self._contested(k)
         contested, differences, present, beaten = self._contests[k]
@@ -49,8 +49,8 @@ class RankingSamples:
             return result
         width = differences.shape[2]
         chunk = max(1, CHUNK_ELEMENTS // max(len(contested) * width, 1))
-        for start in range(0, len(weights), chunk):
-            fused = weights[start : start + chunk] @ differences  # samples × candidates × width, minus target's
+        for start in range(0, len(rows), chunk):
+            fused = rows[start : start + chunk] @ differences  # samples × candidates × width, minus target's
             above = (fused > 0).sum(dim=2, dtype=torch.int32)
             ties = (fused == 0).logical_and_(present).sum(dim=2, dtype=torch.int32)
             result[contested, start : start + chunk] = (torch.floor(beaten + above + 0.5 * ties) < k).numpy()

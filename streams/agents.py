@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -60,8 +61,10 @@ the queries of the windows it flushes, applies them to the users' states and ran
 Each hop through a topic cost more than the work it carried (a window was produced, fetched, produced and fetched
 again). The encode and weigh agents still read their topics, for windows a `core` worker or the encoder pool
 wrote."""
-open_windows: AckedTable = app.Table("open-windows", key_type=str, value_type=bytes, partitions=settings.partitions)
-user_states: AckedTable = app.Table("user-states", key_type=str, value_type=bytes, partitions=settings.partitions)
+open_windows = cast(AckedTable, app.Table("open-windows", key_type=str, value_type=bytes,
+                                          partitions=settings.partitions))
+user_states = cast(AckedTable, app.Table("user-states", key_type=str, value_type=bytes,
+                                         partitions=settings.partitions))
 
 
 async def dead_letter_item(record: ConsumerRecord, reason: str) -> None:
@@ -160,7 +163,7 @@ class IngestBatch:
             message = event.message
             batch.last_of_partition[message.partition] = event
             if message.topic == settings.ticks_topic:
-                batch.ticked.append((event.key.decode(), message.partition))
+                batch.ticked.append((cast(bytes, event.key).decode(), message.partition))
                 continue
             try:
                 item = await windowed_event(event)
@@ -309,8 +312,8 @@ if settings.shared_snapshot_s > 0:
             size = await runtime.in_model_thread(runtime.save_shared_signals)
             log.debug("shared signals: snapshot of %d bytes written", size)
 
-    @app.on_before_shutdown.connect
-    async def snapshot_shared_signals_at_stop(sender: object, **kwargs: object) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's stubs accept no receiver as written
+    async def snapshot_shared_signals_at_stop(sender: Any, *args: Any, **kwargs: Any) -> None:
         """A worker that stops cleanly resumes with everything it learned (the consumer has stopped by now)."""
         if runtime.model_ready.is_set():
             await runtime.in_model_thread(runtime.save_shared_signals)
@@ -436,7 +439,7 @@ class Fence:
 async def sent_while(fence: Fence, outputs: Sequence[tuple[RawTopic, bytes, bytes]]) -> list[Awaitable[object]] | None:
     """Sends (topic, key, value) records in order while `fence` holds; their deliveries, or None when the fence
     broke first (the rest are not sent)."""
-    deliveries = []
+    deliveries: list[Awaitable[object]] = []
     for topic, key, value in outputs:
         if not fence.holds():
             await asyncio.gather(*deliveries, return_exceptions=True)  # what was sent is sent; its outcome is moot

@@ -6,11 +6,12 @@ The agents are registered by `streams.worker`, the module a worker runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
-from streams.faust_transport import AckedTable, App, RawTopic
+from streams.faust_transport import AckedTable, App, CommitSafeConsumer, RawTopic
 from streams.kafka_clients import faust_credentials
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
@@ -66,7 +67,12 @@ def owned_stage_partitions() -> list[TP]:
 
 def committed_offset(tp: TP) -> int:
     """The next offset this worker's group will resume from on `tp` (0 before its first commit)."""
-    return app.consumer._committed_offset.get(tp) or 0
+    return commit_safe_consumer()._committed_offset.get(tp) or 0
+
+
+def commit_safe_consumer() -> CommitSafeConsumer:
+    """The app's consumer, with the attributes the liveness checks read."""
+    return cast(CommitSafeConsumer, app.consumer)
 
 
 def consumer_lag() -> dict[tuple[str, int], int]:

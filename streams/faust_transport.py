@@ -109,7 +109,7 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             del passed[: bisect_left(passed, self._committed_offset.get(tp) or 0)]
             if passed and passed[0] not in self._acked_index[tp]:
                 return None
-        return super()._new_offset(tp)  # type: ignore[no-any-return]
+        return super()._new_offset(tp)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seeks every assigned partition to its committed offset, and one that has none to its start.
@@ -150,14 +150,14 @@ class CommitSafeConsumer(faust_aiokafka.Consumer):
             return super().ack(message)
 
 
-def of_current_generation(app: faust.App, message: Message) -> bool:
+def of_current_generation(app: AppT, message: Message) -> bool:
     """Whether `message` was fetched in the consumer's current generation and flow is active (no rebalance or
     stop under way): what an agent may still process and ack. Other messages are fetched again."""
     return message.generation_id == app.consumer_generation_id and app.flow_control.is_active()
 
 
 @contextmanager
-def in_event_context(event: EventT) -> Iterator[None]:
+def in_event_context(event: EventT[Any]) -> Iterator[None]:
     """Table reads and writes inside go to `event`'s partition (its local store and its changelog partition), as
     they do in the agent step of that event; for stages that take events in batches (`Stream.take_events`)."""
     token = faust.streams._current_event.set(weakref.ref(event))

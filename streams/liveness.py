@@ -12,7 +12,7 @@ from typing import Any
 from faust.types import TP
 
 from streams.agent_support import error_line, exit_now
-from streams.app import app, committed_offset, owned_stage_partitions, runtime, settings
+from streams.app import app, commit_safe_consumer, committed_offset, owned_stage_partitions, runtime, settings
 from streams.stall_watchdog import STALL_EXIT_CODE, StallWatchdog
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
 def stall_report(tps: list[TP]) -> str:
     """What Faust's consumer knows of the stalled partitions, and where each agent is waiting: for the log, so that
     a stall can be traced to its cause after the restart."""
-    consumer = app.consumer
+    consumer = commit_safe_consumer()
     active = consumer._get_active_partitions()
     unacked: dict[TP, list[int]] = {}
     for message in list(consumer._unacked_messages):
@@ -66,7 +66,7 @@ def stall_report(tps: list[TP]) -> str:
 
 def await_chain(awaitable: Any, depth: int = 16) -> str:
     """Where a suspended coroutine waits: each coroutine or generator it awaits, innermost last."""
-    names = []
+    names: list[str] = []
     while awaitable is not None and len(names) < depth:
         frame = next((getattr(awaitable, a) for a in ("cr_frame", "ag_frame", "gi_frame") if hasattr(awaitable, a)),
                      None)
@@ -85,7 +85,7 @@ async def resume_drained_partitions() -> None:
     (`CommitSafeConsumer.resume_drained_partitions`)."""
     if app.rebalancing or app.in_recovery:
         return
-    for tp in app.consumer.resume_drained_partitions():
+    for tp in commit_safe_consumer().resume_drained_partitions():
         log.warning("%s[%d]: paused for queue pressure and drained, but not resumed by Faust; resuming it",
                     tp.topic, tp.partition)
 

@@ -11,7 +11,7 @@ import orjson
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from streams.events import InvalidRecordError, parse_event, parse_item
+from streams.events import InvalidRecordError, Item, parse_event, parse_item
 
 
 @dataclass
@@ -40,7 +40,7 @@ def publish_lines(
         except InvalidRecordError as error:
             report.rejected[str(error)] += 1
             continue
-        key = record.item_id if items else record.user_id  # type: ignore[union-attr]
+        key = record.item_id if isinstance(record, Item) else record.user_id
         futures.append(producer.send(topic, key=key.encode(), value=orjson.dumps(record.to_dict())))
         report.sent += 1
     producer.flush()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rocksdict import Rdict
 
@@ -27,6 +29,8 @@ from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 from streams.shared_log import SharedLog
 from streams.windowing import PendingWindows, WindowPolicy
+
+T = TypeVar("T")
 
 
 class WorkerRuntime:
@@ -134,7 +138,7 @@ class WorkerRuntime:
         self.metrics.catalogue_items.set(catalogue.listed())
         return encoded
 
-    async def in_model_thread(self, function, *args):  # type: ignore[no-untyped-def]
+    async def in_model_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Runs blocking model work (learning, ranking, the calls to the encoder, the shared-signal snapshots) off
         the event loop, one call at a time, in the thread that alone reads and writes the model."""
         return await asyncio.get_running_loop().run_in_executor(self.model_pool, function, *args)

@@ -7,8 +7,11 @@ delivery with idempotent state makes the restart safe.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+PartitionKey = tuple[str, int]
+"""A partition as (topic, partition)."""
 
 STALL_EXIT_CODE = 75
 
@@ -18,9 +21,9 @@ class StallWatchdog:
     """Fed (committed offset, end offset) per partition; reports the partitions stuck for `grace_s` seconds."""
 
     grace_s: float
-    since: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
+    since: dict[PartitionKey, tuple[int, float]] = field(default_factory=dict)
 
-    def observe(self, progress: Mapping[Hashable, tuple[int, int]], now: float) -> list[Hashable]:
+    def observe(self, progress: Mapping[PartitionKey, tuple[int, int]], now: float) -> list[PartitionKey]:
         stalled = []
         for key, (committed, end) in progress.items():
             if end <= committed:

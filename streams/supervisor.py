@@ -11,7 +11,8 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import FrameType
 
 from streams.stall_watchdog import STALL_EXIT_CODE
 
@@ -19,12 +20,18 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS_PER_HOUR = 12
 
 
+def forward_to(child: subprocess.Popen[bytes]) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that passes the signal on to `child`."""
+    def forward(number: int, _frame: FrameType | None) -> None:
+        child.send_signal(number)
+    return forward
+
+
 def supervise(command: Sequence[str]) -> int:
     restarts: list[float] = []
     while True:
         child = subprocess.Popen(command)
-        forwarded = {sig: signal.signal(sig, lambda number, _frame, child=child: child.send_signal(number))
-                     for sig in (signal.SIGTERM, signal.SIGINT)}
+        forwarded = {sig: signal.signal(sig, forward_to(child)) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             status = child.wait()
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+from typing import Any
 
 from streams.app import app, runtime, settings
 
@@ -29,8 +30,8 @@ behind the busy loop, and the weigh stage, which waits for each window's hop bef
 of its time idle."""
 
 
-@app.on_worker_init.connect
-def shorten_gil_switch_interval(sender: object, **kwargs: object) -> None:
+@app.on_worker_init.connect  # type: ignore[arg-type]  # mode's stubs accept no receiver as written
+def shorten_gil_switch_interval(sender: Any, *args: Any, **kwargs: Any) -> None:
     """Set when a worker starts (not on import: importing the app changes nothing in the importing process)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
