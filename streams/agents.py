@@ -413,10 +413,10 @@ class Fence:
     """Whether a batch's partitions are still this worker's: its messages are of the consumer's current generation
     and flow is active. Every state, window and output write of the batch is made only while it holds, checked
     right before the write (nothing yields between the check and the record's append to the producer unless its
-    buffer is full). Faust suspends the flow as soon as
-    a revocation begins and flushes the producer before the worker rejoins the group, and another worker is given
-    the partitions only after that: a worker that is giving partitions up writes nothing more for them. (A worker
-    stalled past the session timeout learns of its eviction only at its next poll; only transactions fence that.)"""
+    buffer is full). Faust suspends the flow as soon as a revocation begins and flushes the producer before the
+    worker rejoins the group, and another worker is given the partitions only after that: a worker that is giving
+    partitions up writes nothing more for them. (A worker stalled past the session timeout learns of its eviction
+    only at its next poll; only transactions fence that.)"""
 
     messages: tuple[EventT, ...]  # type: ignore[type-arg]
 
