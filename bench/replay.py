@@ -30,15 +30,17 @@ from encoders.vector_cache import VectorCache
 from sinks.catalogue import Catalogue
 from sinks.online_model import Judgement, OnlineModel, UserEvent
 from streams.catalogue_data import upsert_items
-from streams.events import BehaviorEvent, Item
+from streams.events import EXPOSURE_KINDS, BehaviorEvent, Item
 from weighting.config import WeightingConfig
 from weighting.context import CONTEXT_FEATURES
+from weighting.experiment import Experiment
 from weighting.factors import FACTORS, Factor
 from weighting.user_state import UserState, Vector
 from weighting.weight_update import WeightUpdate
 
 STATIC, DYNAMIC = "static fusion (tuned)", "dynamic (driftrec)"
 MISS = math.inf
+SEARCH_RECENCY = CONTEXT_FEATURES.index("search_recency")
 QUERY_CHUNK = 1024
 """Distinct search queries encoded per call."""
 
@@ -98,8 +100,9 @@ def query_vectors(events: Sequence[BehaviorEvent], encoder: TextEncoder) -> dict
 
 
 def user_events(events: Sequence[BehaviorEvent], queries: Mapping[str, Vector]) -> list[UserEvent]:
-    """The events as the weigh stage gets them: each search with its query's vector."""
-    return [UserEvent(e.user_id, e.profile_event(), queries.get(e.event_id)) for e in events]
+    """The events as the weigh stage gets them: each search with its query's vector, exposures left out."""
+    return [UserEvent(e.user_id, e.profile_event(), queries.get(e.event_id)) for e in events
+            if e.kind not in EXPOSURE_KINDS]
 
 
 def build_catalogue(items: Sequence[Item], encoder: TextEncoder, cache: VectorCache | None) -> Catalogue:
@@ -152,7 +155,7 @@ def query_scaled(judgement: Judgement) -> npt.NDArray[np.float32]:
     """The judged scores with the query factor's scaled by how much the user's last search still counts (as the
     model's own weights are), so that fixed weights rank the same way."""
     scaled = judgement.candidates.calibrated.copy()
-    scaled[:, Factor.QUERY] *= judgement.context[CONTEXT_FEATURES.index("search_recency")]
+    scaled[:, Factor.QUERY] *= judgement.context[SEARCH_RECENCY]
     return scaled
 
 
@@ -164,11 +167,13 @@ def replay(
     *,
     tracked_users: Sequence[str] = (),
     queries: Mapping[str, Vector] | None = None,
+    experiment: Experiment | None = None,
 ) -> ReplayResult:
     """Runs the prequential protocol (see the module docstring); the static fusion is tuned on judged rankings of
     the first `tune_share` of events only, and the dynamic model learns from the first event on, as live. `queries`
     are the searches' vectors by event id (`query_vectors`); a search without one leaves the query factor as it
-    was."""
+    was. Each arm of `experiment` is evaluated on every evaluated event (`arm <name>`): the counterfactual view,
+    beside the live experiment's split of the users."""
     started = time.monotonic()
     config = replace(config or WeightingConfig(), seed=options.seed)
     model = OnlineModel(catalogue, config)
@@ -205,6 +210,8 @@ def replay(
             if judgement.user_id in history:
                 history[judgement.user_id].append((index, judgement.weights.round(4).tolist()))
             arm_weights = [arm.served(judgement) for arm in arms]
+            twin = [(f"arm {arm.name}", arm.served(judgement.weights, float(judgement.context[SEARCH_RECENCY])))
+                    for arm in (experiment.arms if experiment else ())]
             evaluate = index >= split and rng.random() < options.sample
             if index < split:
                 seen_for_tuning += 1
@@ -214,7 +221,7 @@ def replay(
                 static, tuning_hr = tune_static(RankingSamples.of(tuning), options.k, len(FACTORS), options.seed)
             if evaluate and judgement.wanted:
                 assert static is not None
-                _evaluate(ranks, judgement, static, arms=arms, arm_weights=arm_weights, k=options.k)
+                _evaluate(ranks, judgement, static, arms=arms, arm_weights=arm_weights, twin=twin, k=options.k)
                 ceiling.add(query_scaled(judgement), judgement.target, judgement.context,
                             ranks.ranks[DYNAMIC][-1] < options.k)
                 evaluated_ids.append(judgement.event_id)
@@ -237,17 +244,19 @@ def _reservoir(samples: list[Any], sample: Any, seen: int, capacity: int, rng: r
 
 
 def _evaluate(ranks: MethodRanks, judgement: Judgement, static: npt.NDArray[np.float64], *, arms: Sequence[Any],
-              arm_weights: Sequence[npt.NDArray[np.float64]], k: int) -> None:
+              arm_weights: Sequence[npt.NDArray[np.float64]], twin: Sequence[tuple[str, npt.NDArray[np.float64]]],
+              k: int) -> None:
     candidates, target = judgement.candidates, judgement.target
     listed = candidates.list_position
     for f, name in enumerate(FACTORS):
         in_top = np.flatnonzero(listed[:, f] < k)
         ranks.add(name, float(listed[target, f]) if target >= 0 else MISS, candidates.rows[in_top])
     scaled_static = static.copy()
-    scaled_static[Factor.QUERY] *= judgement.context[CONTEXT_FEATURES.index("search_recency")]
-    names = [STATIC, DYNAMIC, *(arm.spec.name for arm in arms)]
-    method_ranks, tops = fused_ranks(candidates.calibrated, np.stack([scaled_static, judgement.weights, *arm_weights]),
-                                     target, k, candidates.rows)
+    scaled_static[Factor.QUERY] *= judgement.context[SEARCH_RECENCY]
+    names = [STATIC, DYNAMIC, *(arm.spec.name for arm in arms), *(name for name, _ in twin)]
+    method_ranks, tops = fused_ranks(
+        candidates.calibrated, np.stack([scaled_static, judgement.weights, *arm_weights, *(w for _, w in twin)]),
+        target, k, candidates.rows)
     for name, rank, top in zip(names, method_ranks.tolist(), tops, strict=True):
         ranks.add(name, rank, top)
 

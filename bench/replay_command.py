@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="replays with seeds seed, seed+1, ...")
     parser.add_argument("--config", default=None, metavar="TOML",
                         help="weighting config file (default: DRIFTREC_WEIGHTING_CONFIG, as the worker reads it)")
+    parser.add_argument("--experiment", default=None, metavar="ID:ARM=SHARE,...",
+                        help="also evaluate these serving arms on every event (default: DRIFTREC_EXPERIMENT, else the "
+                             "weighting config's [experiment])")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
 
 
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         active = [user for user, _ in Counter(e.user_id for e in seed_events).most_common(4)]
         options = ReplayOptions(k=k, sample=args.sample, tune_share=args.tune_share, seed=seed)
         result = replay(catalogue, seed_events, options, settings.weighting, tracked_users=active,
-                        queries=query_vectors(seed_events, encoder))
+                        queries=query_vectors(seed_events, encoder), experiment=settings.serving_experiment)
         print_seed(result, seed, k)
         if log and log.shifted:
             recoveries.append(recovery(result, log.shifted, k))

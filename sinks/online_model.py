@@ -21,6 +21,7 @@ from sinks.shared_increments import JudgedContext, SharedIncrement, increment_fi
 from weighting.config import WeightingConfig
 from weighting.context import CONTEXT_FEATURES, Context, user_context
 from weighting.context_weights import ContextWeights, residual_step
+from weighting.experiment import Experiment
 from weighting.factors import FACTORS
 from weighting.fusion_learning import Weights, feedback_gradient
 from weighting.user_state import UserState, Vector
@@ -94,9 +95,11 @@ class OnlineModel:
     """Per-user states live with the caller (a Faust table, a dict); shared signals live here."""
 
     def __init__(
-        self, catalogue: Catalogue, config: WeightingConfig | None = None, *, learn_weights: bool = True
+        self, catalogue: Catalogue, config: WeightingConfig | None = None, *, learn_weights: bool = True,
+        experiment: Experiment | None = None,
     ) -> None:
         self.config = config or WeightingConfig()
+        self.experiment = experiment
         config = self.config
         self.catalogue = catalogue
         self.weights = ContextWeights(len(FACTORS), len(CONTEXT_FEATURES), config.prior_learning_rate,
@@ -132,9 +135,15 @@ class OnlineModel:
         anchors = anchors_of(state)
         context, _, weights = self._served(state, state.log_weights, now_ts, anchors)
         short_term, long_term, query = content_profiles(state, self.config, now_ts)
+        experiment, arm = "", ""
+        if self.experiment is not None:
+            chosen = self.experiment.arm_of(user_id)
+            experiment, arm = self.experiment.id, chosen.name
+            weights = chosen.served(weights, query_presence(state, self.config, now_ts), self.scorer.constant_shared())
         return WeightUpdate(
             user_id=user_id, ts=now_ts, version=state.version, weights=weights, short_term=short_term,
             long_term=long_term, query=query, sequence=sequence, anchors=anchors, seen=state.seen, context=context,
+            experiment=experiment, arm=arm,
         )
 
     def _served(self, state: UserState, residual: Weights, now_ts: int, anchors: Sequence[Anchor],

@@ -24,6 +24,14 @@ class UserRecommendation:
     context: dict[str, float] = field(default_factory=dict)
     """The context the weights were computed from (`weighting.context`), by name."""
     latency_ms: float = 0.0
+    experiment: str = ""
+    arm: str = ""
+    """The serving experiment and the user's arm in it (empty without an experiment)."""
+
+    @property
+    def list_id(self) -> str:
+        """Names this list: an impression of it carries this id (the same for a list emitted twice)."""
+        return f"{self.user_id}/{self.trigger_event_id}"
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of the Recommendation record."""
@@ -38,4 +46,7 @@ class UserRecommendation:
                 for i in self.items
             ],
             "latency_ms": self.latency_ms,
+            "list_id": self.list_id,
+            "experiment": self.experiment,
+            "arm": self.arm,
         }

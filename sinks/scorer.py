@@ -311,6 +311,7 @@ class CatalogueScorer:
         return UserRecommendation(
             user_id=update.user_id, ts=update.ts, trigger_event_id=update.trigger_event_id,
             weights=update.weights_by_factor(), context=update.context_by_name(),
+            experiment=update.experiment, arm=update.arm,
             items=tuple(
                 RecommendedItem(items[row].item_id, score, dict(zip(FACTORS, item_contributions, strict=True)),
                                 reason)

@@ -45,6 +45,7 @@ from streams.app import (
 )
 from streams.catalogue_follower import follow_catalogue
 from streams.dead_letter import SourcePosition, dead_letter_record
+from streams.events import EXPOSURE_KINDS
 from streams.faust_transport import AckedTable, RawTopic, in_event_context, of_current_generation
 from streams.ingest_routing import Rejected, route_event
 from streams.liveness import exit_if_failed
@@ -198,7 +199,8 @@ class IngestBatch:
 
 
 async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore[type-arg]
-    """The event with its source and arrival, or None when it is invalid (then it is dead-lettered)."""
+    """The event with its source and arrival, or None when it is invalid (then it is dead-lettered) or an
+    exposure (`EXPOSURE_KINDS`, counted by the attribution stage)."""
     message = event.message
     source = SourcePosition.of(message)
     arrived = now_ms()
@@ -208,6 +210,8 @@ async def windowed_event(event: EventT) -> WindowedEvent | None:  # type: ignore
         await send_dead_letter(routed.reason, routed.record, event.key, source)
         return None
     runtime.metrics.events_in.labels(routed.event.kind).inc()
+    if routed.event.kind in EXPOSURE_KINDS:  # what the user was shown: the attribution stage's, not the model's
+        return None
     return WindowedEvent.read_at(routed.event.no_later_than(int(arrived)), source, arrived)
 
 

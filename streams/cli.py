@@ -81,12 +81,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from bench.replay_command import run
 
-    if args.config is not None:
-        try:
+    try:
+        if args.config is not None:
             settings = replace(settings, weighting_config=args.config)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        if args.experiment is not None:
+            settings = replace(settings, experiment=args.experiment)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return run(args, settings)
 
 

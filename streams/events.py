@@ -10,7 +10,9 @@ import orjson
 
 from weighting.user_update import ProfileEvent
 
-EVENT_KINDS = frozenset({"view", "click", "cart", "purchase", "rating", "search", "skip"})
+EVENT_KINDS = frozenset({"view", "click", "cart", "purchase", "rating", "search", "skip", "impression"})
+EXPOSURE_KINDS = frozenset({"impression"})
+"""Kinds that say what the user was shown, not what they did: counted by the attribution stage, not learned from."""
 STRONG_KINDS = frozenset({"purchase", "search"})
 
 
@@ -24,6 +26,7 @@ class Limits:
     max_text_chars: int = 2_000
     max_future_ms: int = 86_400_000
     max_age_ms: int = 50 * 365 * 86_400_000
+    max_impression_items: int = 200
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class BehaviorEvent:
     item_id: str | None = None
     query: str | None = None
     value: float | None = None
+    list_id: str | None = None
+    item_ids: tuple[str, ...] = ()
+    """An impression's list (the Recommendation's `list_id`) and the items displayed, in their positions."""
 
     def no_later_than(self, arrived_ms: int) -> BehaviorEvent:
         """The event stamped no later than it arrived: a producer's clock running ahead (validation allows up to
@@ -51,9 +57,11 @@ class BehaviorEvent:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"event_id": self.event_id, "user_id": self.user_id, "kind": self.kind, "ts": self.ts}
-        for name in ("item_id", "query", "value"):
+        for name in ("item_id", "query", "value", "list_id"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
+        if self.item_ids:
+            data["item_ids"] = list(self.item_ids)
         return data
 
 
@@ -133,15 +141,31 @@ def parse_event(raw: bytes | None, now_ms: int, limits: Limits | None = None) ->
         value = float(value)
     elif kind == "rating":
         raise InvalidRecordError("a rating needs a numeric 'value'")
+    exposure = kind in EXPOSURE_KINDS
     return BehaviorEvent(
         event_id=_text(data, "event_id", limits, required=True) or "",
         user_id=_text(data, "user_id", limits, required=True) or "",
         kind=kind,
         ts=_timestamp(data, now_ms, limits),
-        item_id=_text(data, "item_id", limits, required=kind != "search"),
+        item_id=_text(data, "item_id", limits, required=kind != "search" and not exposure),
         query=_text(data, "query", limits, required=kind == "search"),
         value=value,
+        list_id=_text(data, "list_id", limits, required=exposure),
+        item_ids=_shown_items(data, limits) if exposure else (),
     )
+
+
+def _shown_items(data: dict[str, Any], limits: Limits) -> tuple[str, ...]:
+    """An impression's `item_ids`: the displayed items, a non-empty list of item ids in display order."""
+    items = data.get("item_ids")
+    if not isinstance(items, list) or not items:
+        raise InvalidRecordError("an impression needs 'item_ids', a non-empty list of the items displayed")
+    if len(items) > limits.max_impression_items:
+        raise InvalidRecordError(f"an impression lists {len(items)} items, over the limit of "
+                                 f"{limits.max_impression_items}")
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise InvalidRecordError("field 'item_ids' must hold non-empty strings")
+    return tuple(items)
 
 
 def parse_item(raw: bytes | None, now_ms: int, limits: Limits | None = None) -> Item:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -13,6 +14,8 @@ from streams.dead_letter import reason_category
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
+ReportReader = Callable[[], tuple[str, list[dict[str, Any]]]]
+"""Returns the experiment's id and its per-arm report (`sinks.arm_statistics.experiment_report`)."""
 LagReader = Callable[[], Mapping[tuple[str, int], int]]
 """Returns the consumer lag (high watermark minus committed offset) per (topic, partition) this worker owns."""
 
@@ -29,6 +32,36 @@ class ConsumerLagCollector(Collector):
         for (topic, partition), lag in sorted(self.read_lag().items()):
             family.add_metric([topic, str(partition)], lag)
         yield family
+
+
+class ExperimentCollector(Collector):
+    """Per-arm counts, rates and differences from the control (labels `experiment`, `arm`), read at scrape time
+    from the attribution stage's totals over the users this worker owns."""
+
+    COUNTS = ("users", "lists", "impressions", "clicks", "conversions")
+    RATES = ("ctr", "conversion_rate")
+
+    def __init__(self, read_report: ReportReader) -> None:
+        self.read_report = read_report
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        experiment, rows = self.read_report()
+        labels = ["experiment", "arm"]
+        families = {name: GaugeMetricFamily(f"driftrec_experiment_{name}", f"Experiment arm's {name}", labels=labels)
+                    for name in (*self.COUNTS, *self.RATES)}
+        differences = {name: GaugeMetricFamily(
+            f"driftrec_experiment_{name}_difference",
+            f"Arm's {name} minus the control's, with its 95% interval (bound = value, low, high)",
+            labels=[*labels, "bound"]) for name in self.RATES}
+        for row in rows:
+            for name, family in families.items():
+                family.add_metric([experiment, row["arm"]], row[name])
+            for name, family in differences.items():
+                for bound, value in row.get(f"{name}_difference", {}).items():
+                    if value is not None:
+                        family.add_metric([experiment, row["arm"], bound], value)
+        yield from families.values()
+        yield from differences.values()
 
 
 class WorkerMetrics:
@@ -91,6 +124,9 @@ class WorkerMetrics:
         for latency in latencies_ms:
             self.recommendations_out.inc()
             self.event_to_recommendation.observe(latency / 1000.0)
+
+    def watch_experiment(self, read_report: ReportReader) -> None:
+        self.registry.register(ExperimentCollector(read_report))
 
     def watch_lag(self, read_lag: LagReader) -> None:
         self.registry.register(ConsumerLagCollector(read_lag))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, partial
@@ -18,6 +19,7 @@ from encoders.process_encoder import ProcessEncoder
 from encoders.sentence_encoder import best_device
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
+from sinks.arm_statistics import ExperimentTotals, experiment_report
 from sinks.catalogue import Catalogue
 from sinks.online_model import OnlineModel
 from sinks.shared_increments import SharedIncrement
@@ -31,6 +33,8 @@ from streams.shared_log import SharedLog
 from streams.windowing import PendingWindows, WindowPolicy
 
 T = TypeVar("T")
+EXPERIMENT_HISTORY = 360
+"""Points of the live page's experiment chart kept (one per 5 s: half an hour)."""
 
 
 class WorkerRuntime:
@@ -43,6 +47,12 @@ class WorkerRuntime:
         self.window_policy = WindowPolicy(settings.window_max_events, settings.window_max_wait_ms)
         self.metrics = WorkerMetrics()
         self.live_view = LiveView()
+        self.experiment_totals = ExperimentTotals()
+        self.experiment_history: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=EXPERIMENT_HISTORY)
+        if settings.serving_experiment is not None:
+            experiment = settings.serving_experiment
+            self.metrics.watch_experiment(lambda: (experiment.id, experiment_report(experiment,
+                                                                                    self.experiment_totals)))
         self.pending_windows = PendingWindows()
         self.catalogue_caught_up = asyncio.Event()
         self.model_ready = asyncio.Event()
@@ -77,7 +87,7 @@ class WorkerRuntime:
     @cached_property
     def model(self) -> OnlineModel:
         return OnlineModel(Catalogue(self.encoder.dim, self.settings.encoder_device or best_device()),
-                           self.settings.weighting)
+                           self.settings.weighting, experiment=self.settings.serving_experiment)
 
     @cached_property
     def shared_store(self) -> Rdict:
@@ -116,7 +126,8 @@ class WorkerRuntime:
 
     def drop_shared_signals(self) -> None:
         """A fresh model on the same catalogue: every shared signal empty, nothing folded."""
-        self.__dict__["model"] = OnlineModel(self.model.catalogue, self.settings.weighting)
+        self.__dict__["model"] = OnlineModel(self.model.catalogue, self.settings.weighting,
+                                             experiment=self.settings.serving_experiment)
         self.shared_offset = 0
         self.metrics.shared_events.set(0)
 

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from weighting.config import WeightingConfig, load_weighting_config
+from weighting.experiment import Experiment, load_experiment
 
 ENV_PREFIX = "DRIFTREC_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -99,6 +100,10 @@ class Settings:
         "", "TOML file of weighting.config.WeightingConfig fields (half-lives, learning rates, session reset; "
         "a [strengths] table per event kind); empty: the defaults. The replay reads it too"
     )
+    experiment: str = setting(
+        "", "the serving experiment, `id:arm=share,...` (arms: dynamic, static, <factor>-only; shares sum to 1); "
+        "empty: the weighting TOML's [experiment] table, else none (every user served the dynamic weights)"
+    )
     shared_snapshot_s: float = setting(
         30.0, "how often a worker writes its fold of the shared signals, with the shared log's offset, to its local "
         "RocksDB; a restarted worker resumes from the last one and folds the rest (0: never, it folds the whole log)"
@@ -154,12 +159,17 @@ class Settings:
                              f"{self.session_timeout_s:g}")
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username and sasl_password")
-        _ = self.weighting  # read now: a bad file is reported at start, in one line
+        _ = self.weighting, self.serving_experiment  # read now: a bad file is reported at start, in one line
 
     @cached_property
     def weighting(self) -> WeightingConfig:
         """The model's constants from `weighting_config` (defaults when it is empty), read once."""
         return load_weighting_config(self.weighting_config)
+
+    @cached_property
+    def serving_experiment(self) -> Experiment | None:
+        """The experiment whose arms the lists are served by (`experiment`, else the weighting TOML's)."""
+        return load_experiment(self.weighting_config, self.experiment)
 
     @property
     def faust_app_id(self) -> str:

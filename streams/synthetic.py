@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.events import BehaviorEvent, Item
 
+SEARCH_WORDS = ("guide", "ideas", "best of", "for beginners", "news")
 KIND_MIX = (("view", 0.55), ("click", 0.2), ("cart", 0.08), ("purchase", 0.04), ("search", 0.06), ("skip", 0.07))
 
 
@@ -86,3 +88,30 @@ def behaviour_stream(
             place[(user.user_id, topic)] = position
             item = by_topic[topic][position]
         yield BehaviorEvent(event_id, user.user_id, kind, ts, item_id=item.item_id)
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """How a synthetic user answers a list: the consumer displays its first `display` items (an impression), and
+    the user acts on the first displayed item of their topics with probability `act_share` (a cart with
+    probability `cart_share`, else a click), else searches for their topic (acting on nothing shown)."""
+
+    display: int = 5
+    act_share: float = 0.8
+    cart_share: float = 0.25
+
+    def respond(self, user: SyntheticUser, recommendation: dict[str, Any], topics_of: Mapping[str, Sequence[str]],
+                *, n: int, ts: int, rng: random.Random) -> list[BehaviorEvent]:
+        """The impression of the list and what the user did next (event ids numbered by `n`, the user's own)."""
+        shown = [item["item_id"] for item in recommendation["items"][: self.display]]
+        events = [BehaviorEvent(f"{user.user_id}-imp-{n:05d}", user.user_id, "impression", ts,
+                                list_id=recommendation["list_id"], item_ids=tuple(shown))] if shown else []
+        topics = user.topics_at(n)
+        liked = next((item for item in shown if set(topics_of.get(item, ())) & set(topics)), None)
+        if liked is not None and rng.random() < self.act_share:
+            kind = "cart" if rng.random() < self.cart_share else "click"
+            events.append(BehaviorEvent(f"{user.user_id}-act-{n:05d}", user.user_id, kind, ts + 1, item_id=liked))
+        else:
+            events.append(BehaviorEvent(f"{user.user_id}-srch-{n:05d}", user.user_id, "search", ts + 1,
+                                        query=f"{rng.choice(topics)} {rng.choice(SEARCH_WORDS)}"))
+        return events

@@ -5,6 +5,8 @@ GET /api/users?limit=N         the N most recently updated users served by this 
 GET /api/users/{user_id}/      one user's latest recommendations and weight history (404 if not served here)
 GET /api/shared/               what this worker's shared signals hold (totals, a fingerprint) and the shared
                                log's offset folded to
+GET /api/experiments/          the serving experiment's arms: counts, CTR@k and conversion with the difference
+                               from the control and its 95% interval, now and over time (this worker's users)
 GET /metrics                   Prometheus text format
 GET /ready                     200 once the worker serves (its catalogue and shared signals caught up), 503 and
                                what it waits for until then (the Kubernetes readiness probe)
@@ -18,6 +20,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sinks.arm_statistics import experiment_report
 from sinks.shared_snapshot import shared_digest
 from streams.app import app, runtime
 
@@ -69,6 +72,19 @@ async def shared_signals(self: View, request: Request) -> Response:
 def shared_state() -> dict[str, Any]:
     """The shared signals' digest and the offset they are folded up to (in the model thread, where they change)."""
     return {**shared_digest(runtime.model), "offset": runtime.shared_offset}
+
+
+@app.page("/api/experiments/")
+async def experiments(self: View, request: Request) -> Response:
+    experiment = runtime.settings.serving_experiment
+    if experiment is None:
+        return self.json({"experiments": []})
+    return self.json({"experiments": [{
+        "id": experiment.id, "control": experiment.control.name,
+        "attribution_minutes": experiment.attribution_ms / 60_000,
+        "arms": experiment_report(experiment, runtime.experiment_totals),
+        "history": [{"ts": ts, "arms": rows} for ts, rows in runtime.experiment_history],
+    }]})
 
 
 @app.page("/ready")

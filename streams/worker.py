@@ -17,6 +17,8 @@ if settings.role in ("all", "encoder"):
     import streams.encode_agent
 if settings.role in ("all", "core"):
     import streams.agents
+    if settings.serving_experiment is not None:
+        import streams.attribution_agent
 import streams.liveness
 import streams.web_views  # noqa: F401
 

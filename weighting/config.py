@@ -103,6 +103,7 @@ def weighting_config_from(data: Mapping[str, Any]) -> WeightingConfig:
     (0.2, 8.0, 3.0)
     """
     values = dict(data)
+    values.pop("experiment", None)  # the serving experiment (`weighting.experiment.load_experiment`)
     strengths = _numbers(EventStrengths, values.pop("strengths", {}), "strengths.")
     return WeightingConfig(strengths=EventStrengths(**strengths), **_numbers(WeightingConfig, values, ""))
 

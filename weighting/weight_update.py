@@ -51,6 +51,9 @@ class WeightUpdate:
     arrived_ms: float = 0.0
     seen: SeenItems = field(default_factory=SeenItems)
     """What the user acted on, for the ranking to leave out; not on the wire (the weights topic is an output)."""
+    experiment: str = ""
+    arm: str = ""
+    """The serving experiment and the user's arm in it, whose weights these are (empty without an experiment)."""
 
     def weights_by_factor(self) -> dict[str, float]:
         return {name: round(float(w), 6) for name, w in zip(FACTORS, self.weights, strict=True)}
@@ -68,6 +71,7 @@ class WeightUpdate:
             "sequence": vec(self.sequence), "anchors": [[a.item_id, a.kind, a.weight] for a in self.anchors],
             "context": self.context_by_name(),
             "trigger_event_id": self.trigger_event_id, "arrived_ms": self.arrived_ms,
+            "experiment": self.experiment, "arm": self.arm,
         })
 
     @classmethod
@@ -84,6 +88,7 @@ class WeightUpdate:
             sequence=vec(data["sequence"]), anchors=tuple(Anchor(i, k, w) for i, k, w in data["anchors"]),
             context=np.asarray([data["context"][name] for name in CONTEXT_FEATURES]),
             trigger_event_id=data["trigger_event_id"], arrived_ms=data["arrived_ms"],
+            experiment=data.get("experiment", ""), arm=data.get("arm", ""),
         )
 
 

@@ -60,3 +60,24 @@ def test_item_validation() -> None:
     assert item.tags == ("crime",)
     with pytest.raises(InvalidRecordError, match="'tags' must be a list of strings"):
         parse_item(orjson.dumps({"item_id": "i", "title": "Heat", "tags": [1], "ts": NOW}), NOW)
+
+
+def test_an_impression_names_its_list_and_the_items_displayed() -> None:
+    raw = orjson.dumps({"event_id": "i1", "user_id": "u", "kind": "impression", "ts": NOW, "list_id": "u/e7",
+                        "item_ids": ["a", "b"]})
+    event = parse_event(raw, NOW)
+    assert (event.list_id, event.item_ids, event.item_id) == ("u/e7", ("a", "b"), None)
+    assert parse_event(orjson.dumps(event.to_dict()), NOW) == event
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"item_ids": ["a"]}, "missing required field 'list_id'"),
+    ({"list_id": "l"}, "needs 'item_ids'"),
+    ({"list_id": "l", "item_ids": []}, "needs 'item_ids'"),
+    ({"list_id": "l", "item_ids": ["a", 3]}, "non-empty strings"),
+    ({"list_id": "l", "item_ids": ["a"] * 201}, "201 items, over the limit of 200"),
+])
+def test_a_bad_impression_says_what_is_wrong(fields: dict, reason: str) -> None:  # type: ignore[type-arg]
+    raw = orjson.dumps({"event_id": "i1", "user_id": "u", "kind": "impression", "ts": NOW, **fields})
+    with pytest.raises(InvalidRecordError, match=reason):
+        parse_event(raw, NOW)
