@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local_kafka import LocalBroker, start, stop
 from streams.catalogue_data import builtin_catalogue
+from streams.events import Item
 from streams.kafka_clients import idempotent_producer
 from streams.produce import publish_lines
 from streams.settings import Settings, settings_env
-from streams.synthetic import behaviour_stream, make_users
+from streams.synthetic import Shopper, SyntheticUser, behaviour_stream, make_users
 from streams.tail import follow, format_recommendation
 from streams.topics_admin import ensure_topics
 
@@ -55,15 +60,72 @@ def stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 30.0) -> Non
             worker.wait()
 
 
+DEMO_EXPERIMENT = "demo:dynamic=0.5,static=0.25,popularity-only=0.25"
+"""The demo's experiment when none is set: the model against fixed weights and popularity alone."""
+
+
+def people(users: int, events_per_user: int) -> list[SyntheticUser]:
+    """The demo's synthetic users: half of them switch topic midway."""
+    topics = sorted({t for i in builtin_catalogue() for t in i.tags})
+    return make_users(users, topics, seed=1, drift_share=0.5, switch_at=events_per_user // 2)
+
+
+class DemoShoppers:
+    """The demo's users answering the lists they are shown: an impression each, then perhaps an action on a shown
+    item of their topic (`Shopper`); their other events come from the behaviour stream."""
+
+    def __init__(self, settings: Settings, users: list[SyntheticUser], items: list[Item]) -> None:
+        self.settings = settings
+        self.users = {user.user_id: user for user in users}
+        self.topics_of = {item.item_id: item.tags for item in items}
+        self.shopper = Shopper(search_otherwise=False)
+        self.rng = random.Random(2)
+        self.answered: set[str] = set()
+        self.producer = idempotent_producer(settings)
+
+    def answer(self, recommendation: dict[str, Any]) -> None:
+        user = self.users.get(recommendation["user_id"])
+        if user is None or recommendation["list_id"] in self.answered:
+            return
+        self.answered.add(recommendation["list_id"])
+        for event in self.shopper.respond(user, recommendation, self.topics_of, n=len(self.answered),
+                                          ts=int(time.time() * 1000), rng=self.rng):
+            self.producer.send(self.settings.behaviour_topics[0], key=event.user_id.encode(),
+                               value=orjson.dumps(event.to_dict()))
+
+    def close(self) -> None:
+        self.producer.flush()
+        self.producer.close()
+
+
+def experiment_summary(settings: Settings) -> str:
+    """The per-arm figures the worker's /metrics reports, one line per arm."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError as error:
+        return f"experiment: the worker's /metrics could not be read ({error})"
+    arms: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("driftrec_experiment_") and "bound" not in sample.labels:
+                arms.setdefault(sample.labels["arm"], {})[sample.name.removeprefix("driftrec_experiment_")] = \
+                    sample.value
+    lines = [f"experiment {settings.serving_experiment.id if settings.serving_experiment else ''} (from /metrics):"]
+    lines += [f"  {arm:16s} lists {int(m['lists']):5d}  impressions {int(m['impressions']):5d}  clicks "
+              f"{int(m['clicks']):5d}  CTR {m['ctr']:.3f}  conversion {m['conversion_rate']:.3f}"
+              for arm, m in arms.items()]
+    return "\n".join(lines)
+
+
 def _produce_events(settings: Settings, users: int, events_per_user: int, rate: float, stop_flag: threading.Event,
                     ) -> None:
     items = builtin_catalogue()
-    people = make_users(users, sorted({t for i in items for t in i.tags}), seed=1, drift_share=0.5,
-                        switch_at=events_per_user // 2)
     producer = idempotent_producer(settings)
     topic = settings.behaviour_topics[0]
     try:
-        for event in behaviour_stream(people, items, events_per_user, int(time.time() * 1000), seed=1):
+        for event in behaviour_stream(people(users, events_per_user), items, events_per_user,
+                                      int(time.time() * 1000), seed=1):
             if stop_flag.is_set():
                 break
             producer.send(topic, key=event.user_id.encode(), value=orjson.dumps(event.to_dict()))
@@ -79,6 +141,8 @@ def run_demo(duration_s: float = 60.0, users: int = 16, rate: float = 30.0, watc
     if started_broker:
         base = replace(base, bootstrap=start(LocalBroker()))
     settings = run_settings(base, time.strftime("demo-%Y%m%d-%H%M%S"))
+    if settings.serving_experiment is None:
+        settings = replace(settings, experiment=DEMO_EXPERIMENT)
     ensure_topics(settings)
     worker = start_worker(settings, Path(settings.data_dir) / "worker.log")
     print(f"worker started (pid {worker.pid}); log: {Path(settings.data_dir) / 'worker.log'}", flush=True)
@@ -99,8 +163,10 @@ def run_demo(duration_s: float = 60.0, users: int = 16, rate: float = 30.0, watc
     watched = {f"user-{i:04d}" for i in range(watch)}
     last_top: dict[str, list[str]] = {}
     deadline = time.monotonic() + duration_s
+    shoppers = DemoShoppers(settings, people(users, events_per_user), items)
     try:
         for rec in follow(settings, from_beginning=True, until=deadline):
+            shoppers.answer(rec)
             top = [item["item_id"] for item in rec["items"][:3]]
             if rec["user_id"] in watched and top != last_top.get(rec["user_id"]):
                 last_top[rec["user_id"]] = top
@@ -110,6 +176,8 @@ def run_demo(duration_s: float = 60.0, users: int = 16, rate: float = 30.0, watc
     finally:
         stop_flag.set()
         feeder.join(timeout=10)
+        shoppers.close()
+        print(experiment_summary(settings), flush=True)
         stop_worker(worker)
         if started_broker:
             stop(LocalBroker())

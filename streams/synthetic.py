@@ -94,11 +94,13 @@ def behaviour_stream(
 class Shopper:
     """How a synthetic user answers a list: the consumer displays its first `display` items (an impression), and
     the user acts on the first displayed item of their topics with probability `act_share` (a cart with
-    probability `cart_share`, else a click), else searches for their topic (acting on nothing shown)."""
+    probability `cart_share`, else a click), else searches for their topic when `search_otherwise` (acting on
+    nothing shown)."""
 
     display: int = 5
     act_share: float = 0.8
     cart_share: float = 0.25
+    search_otherwise: bool = True
 
     def respond(self, user: SyntheticUser, recommendation: dict[str, Any], topics_of: Mapping[str, Sequence[str]],
                 *, n: int, ts: int, rng: random.Random) -> list[BehaviorEvent]:
@@ -111,7 +113,7 @@ class Shopper:
         if liked is not None and rng.random() < self.act_share:
             kind = "cart" if rng.random() < self.cart_share else "click"
             events.append(BehaviorEvent(f"{user.user_id}-act-{n:05d}", user.user_id, kind, ts + 1, item_id=liked))
-        else:
+        elif self.search_otherwise:
             events.append(BehaviorEvent(f"{user.user_id}-srch-{n:05d}", user.user_id, "search", ts + 1,
                                         query=f"{rng.choice(topics)} {rng.choice(SEARCH_WORDS)}"))
         return events
