@@ -24,6 +24,9 @@ def valid_events(draw: st.DrawFn) -> tuple[bytes, bytes]:
              "ts": draw(st.integers(NOW - 10**10, NOW + 10**6))}
     if kind == "search":
         event["query"] = draw(st.text(min_size=1, max_size=50).filter(str.strip))
+    elif kind == "impression":
+        event["list_id"] = f"{user}/{draw(st.uuids()).hex}"
+        event["item_ids"] = draw(st.lists(st.sampled_from(sorted(CATALOGUE)), min_size=1, max_size=10))
     else:
         event["item_id"] = draw(st.sampled_from(sorted(CATALOGUE)))
     if kind == "rating" or draw(st.booleans()):
