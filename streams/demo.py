@@ -108,13 +108,15 @@ def experiment_summary(settings: Settings) -> str:
     arms: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.startswith("driftrec_experiment_") and "bound" not in sample.labels:
-                arms.setdefault(sample.labels["arm"], {})[sample.name.removeprefix("driftrec_experiment_")] = \
-                    sample.value
+            if sample.name.startswith("driftrec_experiment_"):
+                name = sample.name.removeprefix("driftrec_experiment_") + "_" * ("bound" in sample.labels)
+                arms.setdefault(sample.labels["arm"], {})[name + sample.labels.get("bound", "")] = sample.value
     lines = [f"experiment {settings.serving_experiment.id if settings.serving_experiment else ''} (from /metrics):"]
-    lines += [f"  {arm:16s} lists {int(m['lists']):5d}  impressions {int(m['impressions']):5d}  clicks "
-              f"{int(m['clicks']):5d}  CTR {m['ctr']:.3f}  conversion {m['conversion_rate']:.3f}"
-              for arm, m in arms.items()]
+    for arm, m in arms.items():
+        versus = (f"  CTR − control {m['ctr_difference_value']:+.3f} [{m['ctr_difference_low']:+.3f}, "
+                  f"{m['ctr_difference_high']:+.3f}]") if "ctr_difference_low" in m else ""
+        lines.append(f"  {arm:16s} lists {int(m['lists']):5d}  impressions {int(m['impressions']):5d}  clicks "
+                     f"{int(m['clicks']):5d}  CTR {m['ctr']:.3f}  conversion {m['conversion_rate']:.3f}{versus}")
     return "\n".join(lines)
 
 
