@@ -210,8 +210,6 @@ def replay(
             if judgement.user_id in history:
                 history[judgement.user_id].append((index, judgement.weights.round(4).tolist()))
             arm_weights = [arm.served(judgement) for arm in arms]
-            twin = [(f"arm {arm.name}", arm.served(judgement.weights, float(judgement.context[SEARCH_RECENCY])))
-                    for arm in (experiment.arms if experiment else ())]
             evaluate = index >= split and rng.random() < options.sample
             if index < split:
                 seen_for_tuning += 1
@@ -221,6 +219,8 @@ def replay(
                 static, tuning_hr = tune_static(RankingSamples.of(tuning), options.k, len(FACTORS), options.seed)
             if evaluate and judgement.wanted:
                 assert static is not None
+                twin = [(f"arm {arm.name}", arm.served(judgement.weights, float(judgement.context[SEARCH_RECENCY])))
+                        for arm in (experiment.arms if experiment else ())]
                 _evaluate(ranks, judgement, static, arms=arms, arm_weights=arm_weights, twin=twin, k=options.k)
                 ceiling.add(query_scaled(judgement), judgement.target, judgement.context,
                             ranks.ranks[DYNAMIC][-1] < options.k)

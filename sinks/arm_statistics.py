@@ -117,8 +117,9 @@ def arm_key(experiment_id: str, arm: str) -> str:
 
 
 def experiment_report(experiment: Experiment, totals: ExperimentTotals) -> list[dict[str, Any]]:
-    """Per arm of the experiment: its share, counts, CTR@k and conversion rate, and (but for the control) each
-    rate's difference from the control's with its 95% interval (None while it is unbounded)."""
+    """Per arm of the experiment: its share, its users with impressions, counts, CTR@k and conversion rate, and
+    (but for the control) each rate's difference from the control's with its 95% interval (None while either arm
+    has no impression; the bounds None while either has fewer than two users)."""
     control = totals.arms.get(arm_key(experiment.id, experiment.control.name), ArmTotals())
     rows = []
     for arm in experiment.arms:
@@ -131,6 +132,9 @@ def experiment_report(experiment: Experiment, totals: ExperimentTotals) -> list[
         if arm is not experiment.control:
             for name, mine, theirs in (("ctr", sums.ctr, control.ctr),
                                        ("conversion_rate", sums.conversion, control.conversion)):
+                if not (mine.trials and theirs.trials):
+                    row[f"{name}_difference"] = {"value": None, "low": None, "high": None}
+                    continue
                 d = difference(mine, theirs)
                 bounded = math.isfinite(d.low)
                 row[f"{name}_difference"] = {"value": d.value, "low": d.low if bounded else None,

@@ -4,9 +4,11 @@ served to them, their impressions and their actions.
 A list counts once per arm when served (a list emitted twice has one id). An impression (a list the consumer
 displayed) counts once per event id, under the arm of the list it names (the arm the list was served by, or the
 user's arm when the list was not seen yet). An action on an item that an impression showed the user within the
-attribution window earns that list a click-through (click, view, cart, purchase) and, for a cart or purchase, a
-conversion: each at most once per list. Every change is keyed by an event id or list id the record remembers, so
-a record redelivered after a restart changes nothing.
+attribution window earns that list a click-through (click, view, cart, purchase: a consumer that sends a view
+for every item it displays should send impressions instead) and, for a cart or purchase, a conversion: each at
+most once per list. Attribution is last-touch: an item shown again belongs to the newest list that showed it.
+Every change is keyed by an event id or list id the record remembers (the last 512 event ids, the last 64 lists),
+so a record redelivered after a restart changes nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ CLICK_KINDS = frozenset({"click", "view", "cart", "purchase"})
 CONVERSION_KINDS = frozenset({"cart", "purchase"})
 REMEMBERED_EVENTS = 512
 REMEMBERED_LISTS = 64
+REMEMBERED_SHOWN = 1_000
+"""Items shown kept per user (the newest): a record stays far below a change log's message size."""
 LISTS, IMPRESSIONS, CLICKS, CONVERSIONS = range(4)
-TALLY_NAMES = ("lists", "impressions", "clicks", "conversions")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Exposures:
         arm = self.lists[list_id][0] if list_id in self.lists else user_arm
         self._tally(arm)[IMPRESSIONS] += 1
         for item_id in item_ids:
+            self.shown.pop(item_id, None)  # re-inserted: the dict stays in the order items were last shown
             self.shown[item_id] = (list_id, arm, ts)
         self._forget_shown_before(ts - window_ms)
         return True
@@ -87,7 +91,8 @@ class Exposures:
         return self.tallies.setdefault(arm, [0, 0, 0, 0])
 
     def _forget_shown_before(self, oldest_ts: int) -> None:
-        self.shown = {item: shown for item, shown in self.shown.items() if shown[2] >= oldest_ts}
+        kept = [(item, shown) for item, shown in self.shown.items() if shown[2] >= oldest_ts]
+        self.shown = dict(kept[-REMEMBERED_SHOWN:])
 
     def to_json(self) -> bytes:
         return orjson.dumps({"lists": self.lists, "shown": self.shown, "clicked": self.clicked,

@@ -5,8 +5,10 @@ the live page report.
 
 Registered only when an experiment is set (`Settings.serving_experiment`). Both inputs are keyed by user and have
 the same partitions, so a user's lists, impressions, actions and record share one partition; the record is
-written in the context of the last message of that partition in the batch. Behaviour records that are not valid
-events are left to ingest, which dead-letters them.
+written in the context of the last message of that partition in the batch. Behaviour records ingest would reject
+are left to ingest, which dead-letters them. Kafka orders records within a partition of one topic only: a user's
+impressions and actions go to the same behaviour topic, or an action may be read before the impression that
+showed its item (and then earns nothing).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from streams.agent_support import dead_letter_internal, in_batch_or_one_by_one, 
 from streams.agents import Fence
 from streams.app import app, runtime, settings
 from streams.dead_letter import SourcePosition
-from streams.events import EXPOSURE_KINDS, InvalidRecordError, parse_event
+from streams.events import EXPOSURE_KINDS
 from streams.faust_transport import AckedTable, RawTopic, in_event_context, of_current_generation
+from streams.ingest_routing import Rejected, route_event
 from weighting.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -86,30 +89,34 @@ async def attribute_batch(events: Sequence[EventT]) -> None:  # type: ignore[typ
             continue
         user_id = cast(bytes, event.key).decode()
         record = batch.record(user_id, event.message.partition)
-        if observe(record, user_id, event.message.topic, event.value):
+        if observe(record, event):
             batch.changed.add(user_id)
     fence = Fence.of(batch.last_of_partition.values())
     if fence.broken(f"{len(events)} messages were attributed"):
         return
     batch.store()
-    await exposures.changelog_acked()
-    for user_id in batch.changed:
+    for user_id in batch.changed:  # the totals follow the local store, whose records a retry finds changed
         runtime.experiment_totals.replace(batch.tallies_before[user_id], batch.records[user_id].tallies)
+    await exposures.changelog_acked()
 
 
-def observe(record: Exposures, user_id: str, topic: str, value: bytes | None) -> bool:
-    """Applies one record of either input to the user's exposure record; whether it changed it."""
-    if topic == settings.recommendations_topic:
-        served = orjson.loads(value or b"{}")
+def observe(record: Exposures, message: EventT) -> bool:  # type: ignore[type-arg]
+    """Applies one record of either input to its user's exposure record; whether it changed it. A behaviour
+    record counts only as ingest would accept it (valid, keyed by its user, naming known items), stamped no later
+    than its arrival."""
+    if message.message.topic == settings.recommendations_topic:
+        served = orjson.loads(message.value or b"{}")
         if served.get("experiment") != EXPERIMENT.id:
             return False
         return record.served(served["list_id"], arm_key(EXPERIMENT.id, served["arm"]), served["ts"])
-    try:
-        event = parse_event(value, int(now_ms()), runtime.limits)
-    except InvalidRecordError:
+    arrived = int(now_ms())
+    routed = route_event(message.value, message.key, SourcePosition.of(message.message), arrived,
+                         limits=runtime.limits, catalogue=runtime.model.catalogue)
+    if isinstance(routed, Rejected):
         return False  # ingest dead-letters it
+    event = routed.event.no_later_than(arrived)
     if event.kind in EXPOSURE_KINDS:
-        user_arm = arm_key(EXPERIMENT.id, EXPERIMENT.arm_of(user_id).name)
+        user_arm = arm_key(EXPERIMENT.id, EXPERIMENT.arm_of(event.user_id).name)
         return record.impression(event.event_id, cast(str, event.list_id), event.item_ids, event.ts,
                                  user_arm=user_arm, window_ms=EXPERIMENT.attribution_ms)
     return record.action(event.event_id, event.kind, event.item_id, event.ts, window_ms=EXPERIMENT.attribution_ms)

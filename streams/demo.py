@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class DemoShoppers:
         self.shopper = Shopper(search_otherwise=False)
         self.rng = random.Random(2)
         self.answered: set[str] = set()
+        self.lists_of: Counter[str] = Counter()
         self.producer = idempotent_producer(settings)
 
     def answer(self, recommendation: dict[str, Any]) -> None:
@@ -88,7 +90,8 @@ class DemoShoppers:
         if user is None or recommendation["list_id"] in self.answered:
             return
         self.answered.add(recommendation["list_id"])
-        for event in self.shopper.respond(user, recommendation, self.topics_of, n=len(self.answered),
+        self.lists_of[user.user_id] += 1
+        for event in self.shopper.respond(user, recommendation, self.topics_of, n=self.lists_of[user.user_id],
                                           ts=int(time.time() * 1000), rng=self.rng):
             self.producer.send(self.settings.behaviour_topics[0], key=event.user_id.encode(),
                                value=orjson.dumps(event.to_dict()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -40,6 +40,9 @@ class ExperimentCollector(Collector):
 
     COUNTS = ("users", "lists", "impressions", "clicks", "conversions")
     RATES = ("ctr", "conversion_rate")
+    HELP: ClassVar[dict[str, str]] = {"users": "Arm's users with at least one impression",
+                                      "ctr": "Arm's lists clicked through per impression (CTR@k)",
+                                      "conversion_rate": "Arm's lists converted (cart, purchase) per impression"}
 
     def __init__(self, read_report: ReportReader) -> None:
         self.read_report = read_report
@@ -47,7 +50,8 @@ class ExperimentCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         experiment, rows = self.read_report()
         labels = ["experiment", "arm"]
-        families = {name: GaugeMetricFamily(f"driftrec_experiment_{name}", f"Experiment arm's {name}", labels=labels)
+        families = {name: GaugeMetricFamily(f"driftrec_experiment_{name}", self.HELP.get(name, f"Arm's {name}"),
+                                            labels=labels)
                     for name in (*self.COUNTS, *self.RATES)}
         differences = {name: GaugeMetricFamily(
             f"driftrec_experiment_{name}_difference",

@@ -49,7 +49,7 @@ class WorkerRuntime:
         self.live_view = LiveView()
         self.experiment_totals = ExperimentTotals()
         self.experiment_history: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=EXPERIMENT_HISTORY)
-        if settings.serving_experiment is not None:
+        if settings.serving_experiment is not None and settings.role in ("all", "core"):
             experiment = settings.serving_experiment
             self.metrics.watch_experiment(lambda: (experiment.id, experiment_report(experiment,
                                                                                     self.experiment_totals)))

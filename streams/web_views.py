@@ -5,8 +5,8 @@ GET /api/users?limit=N         the N most recently updated users served by this 
 GET /api/users/{user_id}/      one user's latest recommendations and weight history (404 if not served here)
 GET /api/shared/               what this worker's shared signals hold (totals, a fingerprint) and the shared
                                log's offset folded to
-GET /api/experiments/          the serving experiment's arms: counts, CTR@k and conversion with the difference
-                               from the control and its 95% interval, now and over time (this worker's users)
+GET /api/experiments/?points=N the serving experiment's arms: counts, CTR@k and conversion with the difference
+                               from the control and its 95% interval, now and at the last N points (5 s apart)
 GET /metrics                   Prometheus text format
 GET /ready                     200 once the worker serves (its catalogue and shared signals caught up), 503 and
                                what it waits for until then (the Kubernetes readiness probe)
@@ -79,11 +79,16 @@ async def experiments(self: View, request: Request) -> Response:
     experiment = runtime.settings.serving_experiment
     if experiment is None:
         return self.json({"experiments": []})
+    try:
+        points = max(int(request.query.get("points", "360")), 0)
+    except ValueError:
+        return self.json({"error": "points must be an integer"}, status=400)
+    history = list(runtime.experiment_history)[-points:] if points else []
     return self.json({"experiments": [{
         "id": experiment.id, "control": experiment.control.name,
         "attribution_minutes": experiment.attribution_ms / 60_000,
         "arms": experiment_report(experiment, runtime.experiment_totals),
-        "history": [{"ts": ts, "arms": rows} for ts, rows in runtime.experiment_history],
+        "history": [{"ts": ts, "arms": rows} for ts, rows in history],
     }]})
 
 

@@ -69,7 +69,8 @@ class Experiment:
 
     def arm_of(self, user_id: str) -> Arm:
         """The user's arm: a hash of (experiment id, user id) placed on the arms' cumulative shares, the same on
-        every worker, in every run and in the replay."""
+        every worker, in every run and in the replay. Arms and shares are fixed for an experiment id's life:
+        changing them moves users between arms, so a changed experiment takes a new id."""
         digest = hashlib.blake2b(f"{self.id}\x00{user_id}".encode(), digest_size=8).digest()
         point = int.from_bytes(digest, "big") / 2.0**64
         bound = 0.0
@@ -88,7 +89,11 @@ class Experiment:
 def fixed_weights(name: str, weights: Mapping[str, float] | None = None) -> tuple[float, ...] | None:
     """The fixed weights an arm of this name serves: the given ones, else none for `dynamic`, every factor alike
     for `static`, one factor for `<factor>-only`."""
+    if not name.strip():
+        raise ValueError("an arm needs a name")
     if weights is not None:
+        if name == DYNAMIC:
+            raise ValueError(f"arm {DYNAMIC!r} serves the model's weights; a fixed arm needs another name")
         unknown = sorted(set(weights) - set(FACTORS))
         if unknown:
             raise ValueError(f"arm {name!r}: unknown factor {unknown[0]!r} (known: {', '.join(FACTORS)})")

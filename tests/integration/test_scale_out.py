@@ -115,9 +115,8 @@ def test_two_workers_rank_with_the_same_shared_counts_as_one_worker(kafka_bootst
     for port in ports:
         workers.start(port)
     try:
-        # Both workers caught up before the log is produced: with events produced while one of them was still
-        # starting, 2 of 6 runs left one user's last event unapplied for 300 s (an open defect, not this test's).
-        assert all(shared_states_at(ports, 0, timeout_s=180).values()), workers.logs()
+        # The log is produced while both workers start and join: the group rebalances under the first fetches
+        # (a user's first event was once committed over unprocessed in this window: `CommitSafeConsumer`).
         pair.produce(events)
         counts = pair.applied_counts(timeout_s=300)
         lists = pair.final_recommendations(timeout_s=60)

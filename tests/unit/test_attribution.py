@@ -1,11 +1,14 @@
 """Attribution of actions to the lists shown, the per-arm totals and the interval of the difference of rates."""
 
 import math
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sinks.arm_statistics import ArmTotals, ExperimentTotals, RateSums, difference, experiment_report
-from sinks.attribution import Exposures
+from sinks.attribution import REMEMBERED_SHOWN, Exposures
 from weighting.experiment import parse_experiment
 
 WINDOW = 60_000
@@ -107,3 +110,59 @@ def test_the_report_compares_every_arm_with_the_control() -> None:
     assert (dynamic["arm"], dynamic["impressions"], dynamic["clicks"], dynamic["ctr"]) == ("dynamic", 10, 4, 0.4)
     assert "ctr_difference" not in dynamic
     assert static["ctr"] == 0.0 and static["ctr_difference"] == {"value": -0.4, "low": None, "high": None}
+
+
+def test_an_action_read_before_the_impression_that_showed_its_item_earns_nothing() -> None:
+    record = Exposures()
+    assert not record.action("c1", "click", "i2", 1_000, window_ms=WINDOW)
+    shown(record)
+    assert record.tallies == {ARM_B: [0, 1, 0, 0]}
+
+
+def test_an_item_shown_again_belongs_to_the_newest_list_and_the_shown_items_stay_bounded() -> None:
+    record = Exposures()
+    shown(record, "imp-1", "u/e1", 1_000)
+    shown(record, "imp-2", "u/e2", 2_000)
+    assert record.action("c1", "click", "i1", 2_500, window_ms=WINDOW)
+    assert record.clicked == ["u/e2"]
+    record.impression("imp-3", "u/e3", [f"x{n}" for n in range(REMEMBERED_SHOWN + 5)], 3_000, user_arm=ARM_B,
+                      window_ms=WINDOW)
+    assert len(record.shown) == REMEMBERED_SHOWN and "x5" in record.shown and "x4" not in record.shown
+
+
+def test_an_arm_without_impressions_has_no_difference() -> None:
+    experiment = parse_experiment("e:dynamic=0.5,static=0.5")
+    assert experiment is not None
+    totals = ExperimentTotals()
+    totals.replace({}, {ARM_A: [1, 4, 1, 0]})
+    _, static = experiment_report(experiment, totals)
+    assert static["ctr_difference"] == {"value": None, "low": None, "high": None}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32))
+def test_totals_moved_by_every_change_equal_the_sum_of_the_records_after_any_sequence(seed: int) -> None:
+    rng = random.Random(seed)
+    records: dict[str, Exposures] = {}
+    totals = ExperimentTotals()
+    for n in range(200):
+        user = f"u{rng.randrange(6)}"
+        record = records.setdefault(user, Exposures())
+        before = {arm: list(t) for arm, t in record.tallies.items()}
+        ts, step = 1_000 * n, rng.random()
+        list_id = f"{user}/e{rng.randrange(12)}"
+        if step < 0.3:
+            record.served(list_id, rng.choice((ARM_A, ARM_B)), ts)
+        elif step < 0.6:
+            record.impression(f"imp{rng.randrange(40)}", list_id, rng.sample(["i1", "i2", "i3", "i4"], 2), ts,
+                              user_arm=ARM_B, window_ms=WINDOW)
+        else:
+            record.action(f"a{rng.randrange(60)}", rng.choice(("click", "cart", "view", "skip")),
+                          rng.choice(("i1", "i2", "i3", "i4")), ts, window_ms=WINDOW)
+        totals.replace(before, record.tallies)
+    recount = ExperimentTotals()
+    for record in records.values():
+        recount.replace({}, Exposures.from_json(record.to_json()).tallies)
+    assert totals.arms.keys() == recount.arms.keys()
+    for arm, sums in recount.arms.items():
+        assert totals.arms[arm] == sums

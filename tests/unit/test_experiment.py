@@ -23,9 +23,13 @@ def test_arms_are_stable_and_within_two_points_of_their_shares_on_100000_users()
     counts = Counter(arms)
     for arm in experiment.arms:
         assert abs(counts[arm.name] / len(users) - arm.share) <= 0.02, counts
-    again = parse_experiment(THREE_ARMS)
-    assert again is not None
-    assert [again.arm_of(user).name for user in users[:1000]] == arms[:1000]  # another process, the same arms
+
+
+def test_the_assignment_is_pinned_so_that_no_release_reshuffles_a_running_experiment() -> None:
+    experiment = parse_experiment(THREE_ARMS)
+    assert experiment is not None
+    assert [experiment.arm_of(f"user-000{n}").name for n in range(6)] == \
+        ["static", "dynamic", "covisit-only", "covisit-only", "static", "static"]
 
 
 def test_another_experiment_id_draws_the_users_afresh() -> None:
@@ -54,6 +58,7 @@ def test_each_arm_serves_its_weights() -> None:
     ("e:dynamic=1.5,static=-0.5", "must be positive"),
     ("e:dynamic=0.5,bogus=0.5", "'bogus' is not dynamic"),
     (":dynamic=1", "needs an id"),
+    ("e:=1", "an arm needs a name"),
 ])
 def test_a_bad_experiment_setting_says_what_is_wrong(setting: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
@@ -72,6 +77,8 @@ def test_the_weighting_toml_declares_arms_with_their_own_weights_and_the_setting
     assert load_experiment("") is None
     with pytest.raises(ValueError, match=r"unknown field experiment\.arms\.colour"):
         experiment_from({"id": "x", "arms": [{"name": "dynamic", "share": 1, "colour": "red"}]})
+    with pytest.raises(ValueError, match="a fixed arm needs another name"):
+        experiment_from({"id": "x", "arms": [{"name": "dynamic", "share": 1, "weights": {"covisit": 1}}]})
 
 
 def test_a_users_list_is_ranked_by_the_weights_of_the_users_arm_and_names_it() -> None:
