@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down bench bench-stages bench-model bench-pipeline bench-framework clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down replay bench-stages bench-model bench-pipeline bench-framework clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ broker-up: $(STAMP)
 broker-down: $(STAMP)
 	$(PY) -m deploy.local_kafka down
 
-bench: $(STAMP)           ## replay benchmark on MovieLens (DATASET=path/to/ml-latest-small)
+replay: $(STAMP)          ## the offline replay on MovieLens (DATASET=path/to/ml-latest-small)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/driftrec replay --movielens $(DATASET)
 
 bench-stages: $(STAMP)    ## encoder and scorer against bare torch (and the int8 ONNX backend against torch CPU)

@@ -79,7 +79,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from bench.replay_command import run
+    from replay.command import run
 
     try:
         if args.config is not None:
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=30.0, help="events per second")
     demo.set_defaults(run=_demo)
     replay = commands.add_parser("replay", help="replay a log offline and compare against baselines")
-    from bench.replay_command import add_arguments
+    from replay.command import add_arguments
 
     add_arguments(replay)
     replay.set_defaults(run=_replay)

@@ -7,8 +7,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from bench.replay import build_catalogue, query_vectors, recommendation_trace
 from encoders.vector_cache import VectorCache
+from replay.prequential import build_catalogue, query_vectors, recommendation_trace
 from streams.synthetic import behaviour_stream, make_users
 from tests.integration.harness import PipelineRun
 

@@ -3,7 +3,7 @@ from itertools import pairwise
 
 import pytest
 
-from bench.drift_scenarios import AFTER_SHIFT, SCENARIOS, ScenarioSize, drift_log, scenario_items
+from replay.drift_scenarios import AFTER_SHIFT, SCENARIOS, ScenarioSize, drift_log, scenario_items
 from streams.catalogue_data import builtin_catalogue
 
 SIZE = ScenarioSize(users=40, events_per_user=40)

@@ -4,11 +4,11 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.drift_scenarios import ScenarioSize, drift_log, recovery
-from bench.paired_stats import paired_differences
-from bench.replay import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, query_vectors, replay
-from bench.replay_command import LoadReport, load_jsonl
-from bench.static_tuning import RankingSamples, tune_static
+from replay.command import LoadReport, load_jsonl
+from replay.drift_scenarios import ScenarioSize, drift_log, recovery
+from replay.paired_stats import paired_differences
+from replay.prequential import DYNAMIC, MISS, STATIC, MethodRanks, ReplayOptions, fused_ranks, query_vectors, replay
+from replay.static_tuning import RankingSamples, tune_static
 from sinks.catalogue import Catalogue, CatalogueItem
 from streams.events import BehaviorEvent, Item
 from streams.synthetic import behaviour_stream, make_users

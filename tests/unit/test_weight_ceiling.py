@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from bench.weight_ceiling import CeilingSamples, context_oracle, follow_the_leader, static_oracle
+from replay.weight_ceiling import CeilingSamples, context_oracle, follow_the_leader, static_oracle
 from weighting.context import CONTEXT_FEATURES
 from weighting.factors import FACTORS
 

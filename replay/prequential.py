@@ -4,7 +4,7 @@ Runs the same `weighting/` and `sinks/` code as the live pipeline (`sinks.online
 batches of `block` events, as a worker takes batches). Every feedback event's judged ranking (the user's candidates
 and calibrated factor scores just before it) is what every method is evaluated on: each single factor, the static
 fusion tuned on the first part of the log only, the dynamic model's served weights, and ablations of the dynamic
-weights learned side by side (`bench.fusion_arms`); so every comparison is paired on the same events.
+weights learned side by side (`replay.fusion_arms`); so every comparison is paired on the same events.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from bench.fusion_arms import default_arms
-from bench.paired_stats import paired_differences
-from bench.static_tuning import RankingSamples, tune_static
-from bench.weight_ceiling import CeilingSamples
 from encoders.text_encoder import TextEncoder
 from encoders.vector_cache import VectorCache
+from replay.fusion_arms import default_arms
+from replay.paired_stats import paired_differences
+from replay.static_tuning import RankingSamples, tune_static
+from replay.weight_ceiling import CeilingSamples
 from sinks.catalogue import Catalogue
 from sinks.online_model import Judgement, OnlineModel, UserEvent
 from streams.catalogue_data import upsert_items
@@ -65,7 +65,7 @@ class ReplayOptions:
 class ReplayResult:
     metrics: dict[str, dict[str, float]]
     paired: dict[str, dict[str, Any]]
-    """The dynamic model against each other method on the same events (`bench.paired_stats`)."""
+    """The dynamic model against each other method on the same events (`replay.paired_stats`)."""
     cold_start: dict[str, dict[str, float]]
     static_weights: dict[str, float]
     tuning_hr: float

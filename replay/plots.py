@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.replay import ReplayResult
+from replay.prequential import ReplayResult
 from weighting.factors import FACTORS
 
 

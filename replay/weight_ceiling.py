@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from bench.static_tuning import RANDOM_CANDIDATES, RankingSamples, candidate_weights
+from replay.static_tuning import RANDOM_CANDIDATES, RankingSamples, candidate_weights
 from weighting.context import CONTEXT_FEATURES
 
 HitMatrix = npt.NDArray[np.bool_]

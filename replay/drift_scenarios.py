@@ -25,7 +25,7 @@ from streams.events import BehaviorEvent, Item
 from streams.synthetic import KIND_MIX, behaviour_stream, make_users
 
 if TYPE_CHECKING:
-    from bench.replay import ReplayResult
+    from replay.prequential import ReplayResult
 
 START_TS = 1_700_000_000_000
 AFTER_SHIFT = 5

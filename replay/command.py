@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.drift_scenarios import SCENARIOS
+from replay.drift_scenarios import SCENARIOS
 from streams.events import BehaviorEvent, InvalidRecordError, Item, parse_event, parse_item
 from streams.settings import Settings
 
@@ -65,15 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default=None, metavar="ID:ARM=SHARE,...",
                         help="also evaluate these serving arms on every event (default: DRIFTREC_EXPERIMENT, else the "
                              "weighting config's [experiment])")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("replay-results"))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from bench.drift_scenarios import AFTER_SHIFT, drift_log, recovery, scenario_items
-    from bench.movielens import load_movielens
-    from bench.replay import ReplayOptions, build_catalogue, query_vectors, replay
     from encoders.backends import make_encoder
     from encoders.vector_cache import VectorCache
+    from replay.drift_scenarios import AFTER_SHIFT, drift_log, recovery, scenario_items
+    from replay.movielens import load_movielens
+    from replay.prequential import ReplayOptions, build_catalogue, query_vectors, replay
     from streams.catalogue_data import builtin_catalogue
 
     report = LoadReport()
@@ -125,8 +125,8 @@ def describe(events: Sequence[BehaviorEvent], catalogue: Any, args: argparse.Nam
 
 
 def print_seed(result: Any, seed: int, k: int) -> None:
-    from bench.replay import format_table
-    from bench.weight_ceiling import format_ceiling
+    from replay.prequential import format_table
+    from replay.weight_ceiling import format_ceiling
 
     print(f"\nseed {seed}: {result.events} events, {1000 * result.seconds / max(result.events, 1):.2f} ms per "
           f"event ({result.seconds:.0f} s)")
@@ -170,7 +170,7 @@ def format_summary(summary: dict[str, Any], k: int) -> str:
 
 
 def write_results(out: Path, results: Sequence[Any], summary: dict[str, Any], k: int) -> None:
-    from bench.plots import plot_metrics, plot_weights
+    from replay.plots import plot_metrics, plot_weights
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "replay.json").write_text(json.dumps({"summary": summary, "seeds": [r.to_dict() for r in results]}))
