@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down replay bench-stages bench-model bench-pipeline bench-framework clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down replay bench-stages bench-model bench-pipeline bench-framework bench-startup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-pipeline: $(STAMP)  ## live pipeline throughput against a bare aiokafka lo
 	$(PY) -m deploy.local_kafka up
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline throughput
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline latency
+
+bench-startup: $(STAMP)   ## a worker's time to ready, cold and warm (cached vectors), against a process floor
+	HF_HUB_OFFLINE=1 $(PY) -m bench.startup --items 10000
 
 bench-framework: $(STAMP) ## Faust's own ceiling on the throughput backlog: parsing only, then per-event plumbing
 	$(PY) -m deploy.local_kafka up
