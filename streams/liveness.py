@@ -41,6 +41,20 @@ async def partition_progress() -> dict[tuple[str, int], tuple[int, int]]:
     return {(tp.topic, tp.partition): (committed_offset(tp), ends[tp]) for tp in owned if tp in ends}
 
 
+def fetcher_state(consumer: Any, tp: TP) -> str:
+    """What aiokafka's fetcher holds for `tp`: its position (or a reset pending), whether it is paused there, and
+    the records fetched and not yet handed to Faust (read from another thread: a diagnostic)."""
+    aiokafka_consumer = consumer._thread._ensure_consumer()
+    fetcher = aiokafka_consumer._fetcher
+    state = fetcher._subscriptions.subscription.assignment.state_value(tp)
+    if state is None:
+        return "not assigned"
+    position = state._position if state.has_valid_position else f"none (reset pending {state.awaiting_reset})"
+    fetched = fetcher._records.get(tp)
+    held = "none" if fetched is None else type(fetched).__name__
+    return f"position {position}, paused {state.paused}, fetched and held {held}"
+
+
 def stall_report(tps: list[TP]) -> str:
     """What Faust's consumer knows of the stalled partitions, and where each agent is waiting: for the log, so that
     a stall can be traced to its cause after the restart."""
@@ -53,7 +67,8 @@ def stall_report(tps: list[TP]) -> str:
         f"{tp.topic}[{tp.partition}]: committed {consumer._committed_offset.get(tp)}, "
         f"read {consumer._read_offset.get(tp)}, acked since commit {len(consumer._acked.get(tp, ()))}, "
         f"unacked {sorted(unacked.get(tp, []))[:5]}, active {tp in active}, "
-        f"buffered {tp in consumer._buffered_partitions}, paused {tp in consumer._paused_partitions}"
+        f"buffered {tp in consumer._buffered_partitions}, paused {tp in consumer._paused_partitions}; "
+        f"fetcher: {fetcher_state(consumer, tp)}"
         for tp in tps
     ]
     for agent in app.agents.values():

@@ -74,3 +74,28 @@ def test_an_encoder_only_worker_waits_for_no_catalogue() -> None:
 
     assert WorkerRuntime(Settings(role="encoder")).waiting_for() == []
     assert WorkerRuntime(Settings(role="core")).waiting_for() == ["catalogue", "shared signals"]
+
+
+@pytest.mark.asyncio
+async def test_a_stall_report_says_where_aiokafka_holds_the_partition() -> None:
+    from types import SimpleNamespace
+
+    from aiokafka.consumer.fetcher import FetchResult
+    from aiokafka.consumer.subscription_state import TopicPartitionState
+    from faust.types import TP
+
+    stalled, waiting, other = TP("ticks", 0), TP("ticks", 1), TP("events", 0)
+    at_offset, awaiting = TopicPartitionState(None), TopicPartitionState(None)
+    at_offset.reset_to(7)
+    awaiting.await_reset(1)
+    states = {stalled: at_offset, waiting: awaiting}
+    fetched = FetchResult.__new__(FetchResult)
+    fetcher = SimpleNamespace(
+        _records={stalled: fetched},
+        _subscriptions=SimpleNamespace(subscription=SimpleNamespace(assignment=SimpleNamespace(
+            state_value=states.get))))
+    consumer = SimpleNamespace(_thread=SimpleNamespace(_ensure_consumer=lambda: SimpleNamespace(_fetcher=fetcher)))
+    assert liveness.fetcher_state(consumer, stalled) == "position 7, paused False, fetched and held FetchResult"
+    assert liveness.fetcher_state(consumer, waiting) == \
+        "position none (reset pending True), paused False, fetched and held none"
+    assert liveness.fetcher_state(consumer, other) == "not assigned"
