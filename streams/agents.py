@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -91,11 +91,19 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
     message at a time; a message that still fails is dead-lettered. Messages buffered before a rebalance are left
     to be fetched again (see `weigh`)."""
     await runtime.model_ready.wait()
+    await each_current_batch(stream, "ingest", ingest_batch)
+
+
+async def each_current_batch(stream: Any, stage: str,
+                             step: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:  # type: ignore[type-arg]
+    """Runs `step` on each batch the stream takes, without the messages of an earlier consumer generation (they
+    are fetched again): on the whole batch, else one message at a time, a message that still fails dead-lettered.
+    An error that escapes (a failure to dead-letter) stops the worker before the batch's ack."""
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         current = [event for event in events if of_current_generation(app, event.message)]
         if current:
-            with stopped_before_ack_on_failure("ingest"):
-                await in_batch_or_one_by_one(ingest_batch, current, dead_letter_event)
+            with stopped_before_ack_on_failure(stage):
+                await in_batch_or_one_by_one(step, current, dead_letter_event)
 
 
 async def dead_letter_event(event: EventT, error: Exception) -> None:  # type: ignore[type-arg]

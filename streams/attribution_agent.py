@@ -23,12 +23,12 @@ from faust.types import EventT
 
 from sinks.arm_statistics import ExperimentTotals, arm_key, experiment_report
 from sinks.attribution import Exposures
-from streams.agent_support import dead_letter_internal, in_batch_or_one_by_one, now_ms, stopped_before_ack_on_failure
-from streams.agents import Fence
+from streams.agent_support import now_ms
+from streams.agents import Fence, each_current_batch
 from streams.app import app, runtime, settings
 from streams.dead_letter import SourcePosition
 from streams.events import EXPOSURE_KINDS
-from streams.faust_transport import AckedTable, RawTopic, in_event_context, of_current_generation
+from streams.faust_transport import AckedTable, RawTopic, in_event_context
 from streams.ingest_routing import Rejected, route_event
 from weighting.experiment import Experiment
 
@@ -43,15 +43,7 @@ attribution_topic = RawTopic.of(app, *settings.behaviour_topics, settings.recomm
 @app.agent(attribution_topic)
 async def attribute(stream):  # type: ignore[no-untyped-def]
     """Counts lists, impressions, click-throughs and conversions per arm, a batch at a time."""
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        current = [event for event in events if of_current_generation(app, event.message)]
-        if current:
-            with stopped_before_ack_on_failure("attribute"):
-                await in_batch_or_one_by_one(attribute_batch, current, dead_letter_record)
-
-
-async def dead_letter_record(event: EventT, error: Exception) -> None:  # type: ignore[type-arg]
-    await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
+    await each_current_batch(stream, "attribute", attribute_batch)
 
 
 @dataclass
