@@ -24,11 +24,11 @@ class RateSums:
     """Σ a_u, Σ n_u, Σ a_u², Σ a_u·n_u, Σ n_u² over the users with impressions, and their number."""
 
     users: int = 0
-    hits: float = 0.0
-    trials: float = 0.0
-    hits_sq: float = 0.0
-    cross: float = 0.0
-    trials_sq: float = 0.0
+    hits: int = 0
+    trials: int = 0
+    hits_sq: int = 0
+    cross: int = 0
+    trials_sq: int = 0
 
     def add(self, hits: int, trials: int, sign: int = 1) -> None:
         if trials <= 0:
@@ -56,21 +56,29 @@ class RateSums:
 
 @dataclass
 class ArmTotals:
-    """One arm's tallies summed over users, and the sums its rates' intervals need."""
+    """One arm's tallies summed over users, and the sums its rates' intervals need. A user's clicks and
+    conversions in an arm come from lists shown under that arm, so the sums over users with impressions hold every
+    impression, click and conversion."""
 
     lists: int = 0
-    impressions: int = 0
-    clicks: int = 0
-    conversions: int = 0
     ctr: RateSums = field(default_factory=RateSums)
     conversion: RateSums = field(default_factory=RateSums)
+
+    @property
+    def impressions(self) -> int:
+        return self.ctr.trials
+
+    @property
+    def clicks(self) -> int:
+        return self.ctr.hits
+
+    @property
+    def conversions(self) -> int:
+        return self.conversion.hits
 
     def add(self, tally: list[int], sign: int = 1) -> None:
         """Adds (or with sign −1 takes away) one user's tally [lists, impressions, clicks, conversions]."""
         self.lists += sign * tally[LISTS]
-        self.impressions += sign * tally[IMPRESSIONS]
-        self.clicks += sign * tally[CLICKS]
-        self.conversions += sign * tally[CONVERSIONS]
         self.ctr.add(tally[CLICKS], tally[IMPRESSIONS], sign)
         self.conversion.add(tally[CONVERSIONS], tally[IMPRESSIONS], sign)
 
