@@ -6,20 +6,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local_kafka import LocalBroker, start
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
 from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
+from streams.metrics import scrape
 from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.topics_admin import delete_topics_containing, ensure_topics
@@ -117,16 +116,11 @@ class LivePipeline:
         return samples
 
     def worker_metrics(self, n: int) -> dict[str, float]:
-        url = f"http://127.0.0.1:{self.worker_settings(n).web_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
         samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = {k: v for k, v in sample.labels.items() if k != "partition"}
-                name = sample.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
-                                      if labels else "")
-                samples[name] = samples.get(name, 0.0) + sample.value
+        for (sample, labels), value in scrape(self.worker_settings(n).web_port).items():
+            kept = [(k, v) for k, v in labels if k != "partition"]
+            name = sample + ("{" + ",".join(f"{k}={v}" for k, v in kept) + "}" if kept else "")
+            samples[name] = samples.get(name, 0.0) + value
         return samples
 
     def total(self, metrics: dict[str, float], prefix: str) -> float:

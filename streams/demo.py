@@ -9,19 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local_kafka import LocalBroker, start, stop
 from streams.catalogue_data import builtin_catalogue
-from streams.events import Item
+from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
+from streams.metrics import scrape
 from streams.produce import publish_lines
 from streams.settings import Settings, settings_env
 from streams.synthetic import Shopper, SyntheticUser, behaviour_stream, make_users
@@ -71,28 +71,35 @@ def people(users: int, events_per_user: int) -> list[SyntheticUser]:
     return make_users(users, topics, seed=1, drift_share=0.5, switch_at=events_per_user // 2)
 
 
-class DemoShoppers:
-    """The demo's users answering the lists they are shown: an impression each, then perhaps an action on a shown
-    item of their topic (`Shopper`); their other events come from the behaviour stream."""
+class ListShoppers:
+    """Synthetic users answering the lists they are shown, on the behaviour topic: an impression each, then what
+    `shopper` makes of it (`Shopper`); each list answered once, each user's answers numbered on their own."""
 
-    def __init__(self, settings: Settings, users: list[SyntheticUser], items: list[Item]) -> None:
+    def __init__(self, settings: Settings, users: list[SyntheticUser], items: list[Item], shopper: Shopper,
+                 seed: int) -> None:
         self.settings = settings
         self.users = {user.user_id: user for user in users}
         self.topics_of = {item.item_id: item.tags for item in items}
-        self.shopper = Shopper(search_otherwise=False)
-        self.rng = random.Random(2)
+        self.shopper = shopper
+        self.rng = random.Random(seed)
         self.answered: set[str] = set()
         self.lists_of: Counter[str] = Counter()
         self.producer = idempotent_producer(settings)
 
-    def answer(self, recommendation: dict[str, Any]) -> None:
+    def answer(self, recommendation: dict[str, Any]) -> list[BehaviorEvent]:
+        """Sends the user's answer to a list (nothing for a list answered before or an unknown user); the events."""
         user = self.users.get(recommendation["user_id"])
         if user is None or recommendation["list_id"] in self.answered:
-            return
+            return []
         self.answered.add(recommendation["list_id"])
         self.lists_of[user.user_id] += 1
-        for event in self.shopper.respond(user, recommendation, self.topics_of, n=self.lists_of[user.user_id],
-                                          ts=int(time.time() * 1000), rng=self.rng):
+        events = self.shopper.respond(user, recommendation, self.topics_of, n=self.lists_of[user.user_id],
+                                      ts=int(time.time() * 1000), rng=self.rng)
+        self.send(events)
+        return events
+
+    def send(self, events: Iterable[BehaviorEvent]) -> None:
+        for event in events:
             self.producer.send(self.settings.behaviour_topics[0], key=event.user_id.encode(),
                                value=orjson.dumps(event.to_dict()))
 
@@ -104,16 +111,15 @@ class DemoShoppers:
 def experiment_summary(settings: Settings) -> str:
     """The per-arm figures the worker's /metrics reports, one line per arm."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        samples = scrape(settings.web_port)
     except OSError as error:
         return f"experiment: the worker's /metrics could not be read ({error})"
     arms: dict[str, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("driftrec_experiment_"):
-                name = sample.name.removeprefix("driftrec_experiment_") + "_" * ("bound" in sample.labels)
-                arms.setdefault(sample.labels["arm"], {})[name + sample.labels.get("bound", "")] = sample.value
+    for (sample, labels), value in samples.items():
+        if sample.startswith("driftrec_experiment_"):
+            label = dict(labels)
+            name = sample.removeprefix("driftrec_experiment_") + "_" * ("bound" in label)
+            arms.setdefault(label["arm"], {})[name + label.get("bound", "")] = value
     lines = [f"experiment {settings.serving_experiment.id if settings.serving_experiment else ''} (from /metrics):"]
     for arm, m in arms.items():
         versus = (f"  CTR − control {m['ctr_difference_value']:+.3f} [{m['ctr_difference_low']:+.3f}, "
@@ -168,7 +174,7 @@ def run_demo(duration_s: float = 60.0, users: int = 16, rate: float = 30.0, watc
     watched = {f"user-{i:04d}" for i in range(watch)}
     last_top: dict[str, list[str]] = {}
     deadline = time.monotonic() + duration_s
-    shoppers = DemoShoppers(settings, people(users, events_per_user), items)
+    shoppers = ListShoppers(settings, people(users, events_per_user), items, Shopper(search_otherwise=False), seed=2)
     try:
         for rec in follow(settings, from_beginning=True, until=deadline):
             shoppers.answer(rec)

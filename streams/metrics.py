@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from streams.dead_letter import reason_category
@@ -14,6 +16,8 @@ from streams.dead_letter import reason_category
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""Scraped metrics: (sample name, its labels sorted) -> value."""
 ReportReader = Callable[[], tuple[str, list[dict[str, Any]]]]
 """Returns the experiment's id and its per-arm report (`sinks.arm_statistics.experiment_report`)."""
 LagReader = Callable[[], Mapping[tuple[str, int], int]]
@@ -137,3 +141,11 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def scrape(port: int, host: str = "127.0.0.1") -> Samples:
+    """A worker's Prometheus metrics, read from its web server."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,25 +13,15 @@ from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.catalogue_data import builtin_catalogue
 from streams.demo import run_settings, start_worker, stop_worker
 from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
+from streams.metrics import scrape
 from streams.produce import publish_lines
 from streams.settings import Settings
 from streams.topics_admin import ensure_topics
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(port: int) -> Samples:
-    """A worker's Prometheus metrics: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 @dataclass

@@ -19,11 +19,12 @@ from streams.catalogue_follower import CatalogueError, follow_catalogue
 from streams.demo import run_settings
 from streams.events import BehaviorEvent, Item
 from streams.kafka_clients import idempotent_producer
+from streams.metrics import scrape
 from streams.runtime import WorkerRuntime
 from streams.settings import Settings
 from streams.synthetic import SyntheticUser, behaviour_stream, make_users
 from streams.topics_admin import ensure_topics
-from tests.integration.harness import PipelineRun, scrape
+from tests.integration.harness import PipelineRun
 from tests.unit.test_encoders import LetterEncoder
 from weighting.user_update import ProfileEvent
 

@@ -5,7 +5,6 @@ with every user kept in their arm. The live page's experiment panel is read in h
 
 from __future__ import annotations
 
-import random
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -15,10 +14,11 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
+from streams.demo import ListShoppers
 from streams.events import BehaviorEvent
-from streams.kafka_clients import idempotent_producer
+from streams.metrics import Samples, scrape
 from streams.synthetic import Shopper, SyntheticUser, make_users
-from tests.integration.harness import PipelineRun, Samples, scrape
+from tests.integration.harness import PipelineRun
 from tests.integration.test_live_view import ARTIFACTS, chromium_driver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,74 +32,62 @@ ROUNDS = 6
 
 
 class Shoppers:
-    """The population and everything it was shown and did, per arm (from the arms the lists carry)."""
+    """The population answering its lists (`ListShoppers`) and everything it was shown and did, per arm (from the
+    arms the lists carry)."""
 
     def __init__(self, run: PipelineRun, users: list[SyntheticUser]) -> None:
         self.run = run
-        self.users = {user.user_id: user for user in users}
-        self.topics_of = {item.item_id: item.tags for item in run.items}
-        self.shopper = Shopper()
-        self.rng = random.Random(5)
-        self.answered: dict[str, int] = Counter()
+        self.answering = ListShoppers(run.settings, users, run.items, Shopper(), seed=5)
         self.until_rounds = 0
         self.lists: dict[str, str] = {}
         self.arm_of: dict[str, str] = {}
         self.expected: dict[str, Counter[str]] = defaultdict(Counter)
-        self.producer = idempotent_producer(run.settings)
         self.consumer = KafkaConsumer(run.settings.recommendations_topic, bootstrap_servers=run.settings.bootstrap,
                                       auto_offset_reset="earliest")
 
     def search(self, name: str) -> None:
         """One search each opens a round."""
-        self.send([BehaviorEvent(f"{user_id}-{name}", user_id, "search", int(time.time() * 1000),
-                                 query=f"{user.topics[0]} guide") for user_id, user in self.users.items()])
-
-    def send(self, events: list[BehaviorEvent]) -> None:
-        for event in events:
-            self.producer.send(self.run.settings.behaviour_topics[0], key=event.user_id.encode(),
-                               value=orjson.dumps(event.to_dict()))
-        self.producer.flush()
+        self.answering.send(BehaviorEvent(f"{user_id}-{name}", user_id, "search", int(time.time() * 1000),
+                                          query=f"{user.topics[0]} guide")
+                            for user_id, user in self.answering.users.items())
+        self.answering.producer.flush()
 
     def answer(self, until_rounds: int, timeout_s: float) -> None:
         """Reads lists and answers each user's new ones until every user answered `until_rounds`."""
         deadline = time.monotonic() + timeout_s
         self.until_rounds = until_rounds
-        while min(self.answered[user] for user in self.users) < until_rounds:
-            assert time.monotonic() < deadline, f"rounds answered: {Counter(self.answered.values())}"
+        answered = self.answering.lists_of
+        while min(answered[user] for user in self.answering.users) < until_rounds:
+            assert time.monotonic() < deadline, f"rounds answered: {Counter(answered.values())}"
             self.poll()
 
     def poll(self) -> None:
         """Reads the lists that came and answers those of users who answered fewer than `until_rounds`."""
-        replies = []
         for records in self.consumer.poll(timeout_ms=500).values():
             for record in records:
-                replies += self.reply(orjson.loads(record.value), self.until_rounds)
-        self.send(replies)
+                self.reply(orjson.loads(record.value))
+        self.answering.producer.flush()
 
-    def reply(self, recommendation: dict[str, Any], until_rounds: int) -> list[BehaviorEvent]:
+    def reply(self, recommendation: dict[str, Any]) -> None:
         user_id, list_id, arm = recommendation["user_id"], recommendation["list_id"], recommendation["arm"]
         assert recommendation["experiment"] == "live-1"
         assert self.arm_of.setdefault(user_id, arm) == arm, f"{user_id} moved from {self.arm_of[user_id]} to {arm}"
         if list_id in self.lists:  # a list emitted twice: shown once
-            return []
+            return
         self.lists[list_id] = arm
         self.expected[arm]["lists"] += 1
-        if self.answered[user_id] >= until_rounds:
-            return []
-        self.answered[user_id] += 1
-        events = self.shopper.respond(self.users[user_id], recommendation, self.topics_of,
-                                      n=self.answered[user_id], ts=int(time.time() * 1000), rng=self.rng)
-        for event in events:
+        if self.answering.lists_of[user_id] >= self.until_rounds:
+            return
+        for event in self.answering.answer(recommendation):
             if event.kind == "impression":
                 self.expected[arm]["impressions"] += 1
             elif event.kind in ("click", "cart"):
                 self.expected[arm]["clicks"] += 1
                 self.expected[arm]["conversions"] += event.kind == "cart"
-        return events
 
     def close(self) -> None:
         self.consumer.close()
-        self.producer.close()
+        self.answering.close()
 
 
 def arm_metrics(samples: Samples) -> dict[str, Counter[str]]:

@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.metrics import Samples
+from streams.metrics import scrape as scrape_port
 from streams.settings import Settings
 from streams.synthetic import behaviour_stream, make_users
-from tests.integration.harness import PipelineRun, Samples
-from tests.integration.harness import scrape as scrape_port
+from tests.integration.harness import PipelineRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
