@@ -176,9 +176,7 @@ class CatalogueScorer:
             users = slice(start, min(start + chunk, len(inputs)))
             count = users.stop - users.start
             scores = torch.empty((len(PERSONAL_FACTORS), count, n_items), device=device)
-            profiles = np.ascontiguousarray(inputs.profiles[users].transpose(1, 0, 2))  # text factors × users × dim
-            torch.matmul(torch.from_numpy(profiles).to(device), self.catalogue.matrix.T,
-                         out=scores[: len(TEXT_FACTORS)])
+            self._text_scores(inputs.profiles[users], scores[: len(TEXT_FACTORS)])
             self.sequence.scores(inputs.sequence[users], out=scores[Factor.SEQUENCE])
             sums = torch.zeros(2 * count * n_items, dtype=torch.float64, device=device)
             for offset, (counts, anchors) in enumerate(((self.covisitation, covisit_anchors),
@@ -190,6 +188,20 @@ class CatalogueScorer:
                 sums.index_add_(0, torch.from_numpy(place).to(device), torch.from_numpy(value).to(device))
             scores[Factor.COVISIT : Factor.TRANSITION + 1].view(-1).copy_(sums)
             yield users, scores, scores.amax(dim=2) > scores.amin(dim=2)
+
+    def _text_scores(self, profiles: npt.NDArray[np.float32], out: torch.Tensor) -> None:
+        """Writes the text factors × users × items products of users × text factors × dim `profiles` with the
+        catalogue into `out`; a zero profile (no item or no search yet) is not multiplied: it scores 0 everywhere."""
+        rows = np.ascontiguousarray(profiles.transpose(1, 0, 2)).reshape(-1, profiles.shape[2])
+        flat, device = out.view(len(rows), -1), self.catalogue.device
+        nonzero = np.flatnonzero(rows.any(axis=1))
+        if len(nonzero) == len(rows):
+            torch.matmul(torch.from_numpy(rows).to(device), self.catalogue.matrix.T, out=flat)
+            return
+        flat.zero_()
+        if len(nonzero):
+            flat[torch.from_numpy(nonzero).to(device)] = torch.from_numpy(rows[nonzero]).to(device) @ \
+                self.catalogue.matrix.T
 
     def shared_scores(self, now: int) -> npt.NDArray[np.float64]:
         """Popularity and freshness of every item now (2 × items): the same for every user."""
@@ -244,7 +256,7 @@ class CatalogueScorer:
             seen_users, seen_rows = inputs.seen_users[mine] - users.start, inputs.seen_rows[mine]
             scores[:, torch.from_numpy(seen_users), torch.from_numpy(seen_rows)] = -math.inf
             scores[:, :, removed] = -math.inf
-            values, rows = scores.topk(depth, dim=2)  # personal factors × users × depth
+            values, rows = varying_top(scores, varies, depth)  # personal factors × users × depth
             usable = torch.isfinite(values) & varies.unsqueeze(2)  # a zero profile lists nothing
             pairs = slice(Factor.COVISIT, Factor.TRANSITION + 1)
             usable[pairs] &= values[pairs] > 0  # co-visitation and transitions list what they counted
@@ -321,6 +333,18 @@ class CatalogueScorer:
                 if kept
             ),
         )
+
+
+def varying_top(scores: torch.Tensor, varies: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `depth` best values and rows of each (factor, user) score row that varies (factors × users × depth);
+    −inf and row 0 for a row that does not (its factor lists nothing for that user)."""
+    factors, users, n_items = scores.shape
+    values = torch.full((factors * users, depth), -math.inf, device=scores.device)
+    rows = torch.zeros((factors * users, depth), dtype=torch.int64, device=scores.device)
+    varying = torch.nonzero(varies.reshape(-1)).squeeze(1)
+    if len(varying):
+        values[varying], rows[varying] = scores.view(-1, n_items)[varying].topk(depth, dim=1)
+    return values.view(factors, users, depth), rows.view(factors, users, depth)
 
 
 def fused_top_k(batch: CandidateBatch, weights: npt.NDArray[np.float32], k: int) -> TopK:
