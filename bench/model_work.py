@@ -3,8 +3,8 @@
     python -m bench.model_work [--users 10000] [--items 10000] [--events-per-user 3] [--batch 256] [--no-freeze]
 
 The events are `bench.pipeline throughput`'s, taken in batches of one-event windows and weighed as a worker that
-runs every stage weighs them (`streams.agents.apply_windows`: the states read, learning, the WeightUpdates), then
-each state is written and each WeightUpdate serialised, the batch is ranked and each list serialised. Random unit
+runs every stage weighs them (`streams.agents.apply_windows`: the states read, learning), then each state is written,
+the WeightUpdates are made and ranked (`streams.agents.rank_applied`), and each update and list serialised. Random unit
 vectors stand in for the encoder's (the work does not depend on their values). The bare arithmetic is the
 products this work needs (`bench.model_floor`), timed in the same run. Like a worker, the run freezes the objects
 alive before it starts (`streams.worker.freeze_startup_objects`) unless `--no-freeze`.
@@ -27,12 +27,11 @@ from bench.pipeline import backlog_events
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.online_model import OnlineModel
 from sinks.shared_increments import SharedIncrement
-from streams.agent_support import f16_text
-from streams.agents import apply_windows, weight_updates
+from streams.agents import apply_windows, rank_applied
 from streams.app import runtime, settings
 from streams.dead_letter import SourcePosition
 from streams.events import BehaviorEvent, Item
-from streams.windowing import WindowedEvent
+from streams.windowing import EncodedWindow, WindowedEvent
 
 DIM = 384
 
@@ -50,18 +49,18 @@ def model_over(items: Sequence[Item], rng: np.random.Generator) -> OnlineModel:
     return OnlineModel(catalogue, settings.weighting)
 
 
-def window_payloads(events: Sequence[BehaviorEvent], rng: np.random.Generator) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
-    """One encoded one-event window per event (the encoded topic's form), a random vector for each query."""
+def encoded_windows(events: Sequence[BehaviorEvent], rng: np.random.Generator) -> list[EncodedWindow]:
+    """One encoded one-event window per event, a random vector for each query."""
     searches = [event for event in events if event.kind == "search"]
-    queries = dict(zip((e.event_id for e in searches), map(f16_text, random_unit(rng, len(searches))), strict=True))
+    queries = dict(zip((e.event_id for e in searches), random_unit(rng, len(searches)), strict=True))
     return [
-        (event.user_id, {"events": [WindowedEvent.read_at(event, SourcePosition("events", 0, n), 0.0).to_dict()],
-                         "queries": {event.event_id: queries[event.event_id]} if event.event_id in queries else {}})
+        EncodedWindow.of(event.user_id, [WindowedEvent.read_at(event, SourcePosition("events", 0, n), 0.0)],
+                         {event.event_id: queries[event.event_id]} if event.event_id in queries else {})
         for n, event in enumerate(events)
     ]
 
 
-def run(windows: Sequence[tuple[str, dict]], batch: int) -> tuple[Counter[str], int]:  # type: ignore[type-arg]
+def run(windows: Sequence[EncodedWindow], batch: int) -> tuple[Counter[str], int]:
     """Seconds per phase over all the windows, and how many lists were ranked."""
     stored: dict[str, bytes] = {}
     seconds: Counter[str] = Counter()
@@ -69,25 +68,25 @@ def run(windows: Sequence[tuple[str, dict]], batch: int) -> tuple[Counter[str], 
     for start in range(0, len(windows), batch):
         chunk = windows[start : start + batch]
         began = time.perf_counter()
-        applied = apply_windows({user: stored.get(user) for user, _ in chunk}, chunk)
+        applied = apply_windows({window.user_id: stored.get(window.user_id) for window in chunk}, chunk)
         runtime.model.fold(SharedIncrement.from_json(increment.to_json()) for increment in applied.increments)
-        updates = weight_updates(applied)
         learned = time.perf_counter()
-        for user_id, update in updates.items():
+        for user_id in applied.last:
             stored[user_id] = applied.states[user_id].to_bytes()
-            update.to_json()
         written = time.perf_counter()
-        recommendations = runtime.model.recommend(list(updates.values()), settings.top_k)
+        ranked_users = rank_applied(applied)
         ranked = time.perf_counter()
-        for recommendation in recommendations:
+        for update in ranked_users.updates.values():
+            update.to_json()
+        for recommendation in ranked_users.lists:
             orjson.dumps(recommendation.to_dict())
         done = time.perf_counter()
-        lists += len(recommendations)
-        phases = {"learn, fold the shared log": (began, learned), "write states and updates": (learned, written),
-                  "rank": (written, ranked), "serialise lists": (ranked, done)}
+        lists += len(ranked_users.lists)
+        phases = {"learn, fold the shared log": (began, learned), "write states": (learned, written),
+                  "weight updates and rank": (written, ranked), "serialise updates and lists": (ranked, done)}
         for phase, (a, b) in phases.items():
             seconds[phase] += b - a
-        assert applied.applied == sum(len(payload["events"]) for _, payload in chunk)
+        assert applied.applied == sum(len(window.events) for window in chunk)
     return seconds, lists
 
 
@@ -103,7 +102,7 @@ def main() -> int:
     items = scaled_catalogue(args.items)
     runtime.__dict__["model"] = model_over(items, rng)
     events = backlog_events(args.users, args.events_per_user, items)
-    windows = window_payloads(events, rng)
+    windows = encoded_windows(events, rng)
     if not args.no_freeze:
         gc.freeze()
     started = time.perf_counter()

@@ -1,16 +1,13 @@
-"""What every agent shares: the clock, dead-lettering, and the float16 wire form of vectors."""
+"""What every agent shares: the clock, dead-lettering, and stopping before an ack."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn, TypeVar
-
-import numpy as np
 
 from streams.app import dead_letter_topic, runtime
 from streams.dead_letter import SourcePosition, dead_letter_record
@@ -92,10 +89,3 @@ def exit_now(code: int) -> NoReturn:
     logging.shutdown()
     os._exit(code)
 
-
-def f16_text(vector: np.ndarray) -> str:
-    return base64.b64encode(vector.astype(np.float16).tobytes()).decode()
-
-
-def f16_vector(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)

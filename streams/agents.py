@@ -1,12 +1,12 @@
 """The core agents: thin adapters that move records between topics and call the pure libraries.
 
-ingest (behaviour topics) -> windows -> [encode, streams.encode_agent] -> encoded -> weigh -> weights and
-recommendations; a worker that runs every stage chains them: ingest encodes, weighs and ranks the windows it
-flushes in its own step (`CHAINS_STAGES`). Every stage takes batches. Every table write happens in the context of a
-message of the key's own partition: ingest and weigh write each user's window or state in the context of the last
-message of that user's partition in the batch (a user's messages all share one partition). weigh ranks the users
-it updated in the same step (the sink's batched scorer), so a window costs no hop through the weights topic, which
-is an output like the recommendations.
+A worker that runs every stage (`CHAINS_STAGES`) has one path for a window: ingest windows a batch of events per
+user and, in the same step, encodes the queries of the windows it flushes, applies them to the users' states and
+ranks those users, the windows held in memory as records and arrays. Topics carry windows only across a role
+boundary: a `core` worker sends its flushed windows to the encoder pool and weighs what comes back
+(`streams.weigh_agent`). Every table write happens in the context of a message of the key's own partition: each
+user's window or state is written in the context of the last message of that user's partition in the batch (a
+user's messages all share one partition).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from aiokafka import ConsumerRecord
 from faust.types import EventT
 
 from sinks.online_model import UserEvent
+from sinks.recommendation import UserRecommendation
 from sinks.shared_increments import SharedIncrement
 from streams.agent_support import (
     dead_letter_internal,
-    f16_vector,
     in_batch_or_one_by_one,
     now_ms,
     send_dead_letter,
@@ -33,7 +33,6 @@ from streams.agent_support import (
 )
 from streams.app import (
     app,
-    encoded_topic,
     ingest_topic,
     recommendations_topic,
     runtime,
@@ -51,17 +50,21 @@ from streams.ingest_routing import Rejected, route_event
 from streams.liveness import exit_if_failed
 from streams.query_encoding import encoded_windows
 from streams.shared_log import follow_shared_log
-from streams.windowing import WindowBatch, WindowedEvent, decode_window, encode_window, source_partition
+from streams.windowing import (
+    EncodedWindow,
+    WindowBatch,
+    WindowedEvent,
+    decode_window,
+    encode_window,
+    source_partition,
+)
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
 log = logging.getLogger(__name__)
 CHAINS_STAGES = settings.role == "all"
 """A worker that runs every stage chains them, as a stream processor chains the operators of one key: ingest encodes
-the queries of the windows it flushes, applies them to the users' states and ranks those users in its own step.
-Each hop through a topic cost more than the work it carried (a window was produced, fetched, produced and fetched
-again). The encode and weigh agents still read their topics, for windows a `core` worker or the encoder pool
-wrote."""
+the queries of the windows it flushes, applies them to the users' states and ranks those users in its own step."""
 open_windows = cast(AckedTable, app.Table("open-windows", key_type=str, value_type=bytes,
                                           partitions=settings.partitions))
 user_states = cast(AckedTable, app.Table("user-states", key_type=str, value_type=bytes,
@@ -257,33 +260,30 @@ async def weigh_flushed(batch: IngestBatch) -> list[bool]:
     and written in the context of the last message of its partition; `weigh_batch` waits until the broker acked the
     new states: a window is forgotten only once the state that holds its events is safe. Every window counts as
     delivered; one the model fails on, or whose search the encoder failed on after every try, is dead-lettered, as
-    the encode and weigh agents do."""
+    the encoder pool and the weigh agent do."""
     flushes = batch.windows.flushed
     if not flushes:
         return []
-    windows = [[item.to_dict() for item in window] for _, window in flushes]
-    encoded = await encoded_windows(windows)
+    encoded = await encoded_windows(flushes)
     sources = []
-    for (user_id, _), events, payload in zip(flushes, windows, encoded.payloads, strict=True):
-        if payload is None:  # its search could not be encoded, after every try
+    for (user_id, events), window in zip(flushes, encoded.windows, strict=True):
+        if window is None:  # its search could not be encoded, after every try
             assert encoded.error is not None
-            await dead_letter_flushed_events(user_id, events, encoded.error)
+            await dead_letter_flushed_events(events, encoded.error)
         else:
-            sources.append((batch.last_of_partition[batch.partition_of[user_id]], user_id, payload))
+            sources.append((batch.last_of_partition[batch.partition_of[user_id]], window))
     if sources:
         await in_batch_or_one_by_one(weigh_batch, sources, dead_letter_flushed_window)
     return [True] * len(flushes)
 
 
-async def dead_letter_flushed_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    _, user_id, payload = window
-    await dead_letter_flushed_events(user_id, payload["events"], error)
+async def dead_letter_flushed_window(source: tuple[EventT, EncodedWindow], error: Exception) -> None:  # type: ignore[type-arg]
+    await dead_letter_flushed_events(source[1].events, error)
 
 
-async def dead_letter_flushed_events(user_id: str, events: list[dict], error: Exception) -> None:  # type: ignore[type-arg]
+async def dead_letter_flushed_events(events: list[WindowedEvent], error: Exception) -> None:
     """A flushed window's events (their windows-topic form), sourced at the last one's position."""
-    await dead_letter_internal(orjson.dumps(events), user_id.encode(), error,
-                               WindowedEvent.from_dict(events[-1]).position)
+    await dead_letter_internal(encode_window(events), events[-1].event.user_id.encode(), error, events[-1].position)
 
 
 @open_windows.on_recover
@@ -344,9 +344,7 @@ class AppliedWindows:
     increments: list[SharedIncrement]
 
 
-def apply_windows(
-    raw_states: Mapping[str, bytes | None], windows: Sequence[tuple[str, dict]]  # type: ignore[type-arg]
-) -> AppliedWindows:
+def apply_windows(raw_states: Mapping[str, bytes | None], windows: Sequence[EncodedWindow]) -> AppliedWindows:
     """Runs the model over windows in order, several users at once (in the model thread). The shared signals are
     not changed: the increments go to the shared log, which every worker folds."""
     model = runtime.model
@@ -354,12 +352,10 @@ def apply_windows(
     events: list[UserEvent] = []
     last: dict[str, WindowedEvent] = {}
     latest_ts: dict[str, int] = {}
-    for user_id, payload in windows:
-        queries = payload["queries"]
-        for item in map(WindowedEvent.from_dict, payload["events"]):
-            event_id = item.event.event_id
-            events.append(UserEvent(user_id, item.event.profile_event(),
-                                    f16_vector(queries[event_id]) if event_id in queries else None))
+    for window in windows:
+        user_id = window.user_id
+        for item in window.events:
+            events.append(UserEvent(user_id, item.event.profile_event(), window.query_vector(item.event.event_id)))
             last[user_id] = item
             latest_ts[user_id] = max(latest_ts.get(user_id, item.event.ts), item.event.ts)
     learned = model.learn_batch(states, events)
@@ -376,21 +372,38 @@ def weight_updates(applied: AppliedWindows) -> dict[str, WeightUpdate]:
             for user_id, item in applied.last.items()}
 
 
-async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # type: ignore[type-arg]
+@dataclass(frozen=True)
+class RankedUsers:
+    """A batch's WeightUpdates and their users' lists (none, and the scorer's `error`, when ranking failed)."""
+
+    updates: dict[str, WeightUpdate]
+    lists: list[UserRecommendation]
+    error: Exception | None = None
+
+
+def rank_applied(applied: AppliedWindows) -> RankedUsers:
+    """The batch's WeightUpdates and their top-k lists, in one call in the model thread."""
+    updates = weight_updates(applied)
+    try:
+        return RankedUsers(updates, runtime.model.recommend(list(updates.values()), settings.top_k))
+    except Exception as error:
+        return RankedUsers(updates, [], error)
+
+
+async def weigh_batch(windows: Sequence[tuple[EventT, EncodedWindow]]) -> None:  # type: ignore[type-arg]
     """Applies a batch of windows in one hop to the model thread, sends the batch's increments to the shared log
     and waits for the broker's acks, then writes each user's state in the context of that user's last message (its
     partition's store and changelog): a state that holds an event is never written before the event's increment is
     safe, so a batch that fails is applied and its increments sent again (they count once). It then waits until
     the increments are folded (`settings.shared_wait_s` at most), so that the WeightUpdates and lists it emits count
     the users' own events, as the replay does."""
-    last_message = {user_id: event for event, user_id, _ in windows}
+    last_message = {window.user_id: event for event, window in windows}
     fence = Fence.of(last_message.values())
     raw_states = {}
     for user_id, event in last_message.items():
         with in_event_context(event):
             raw_states[user_id] = user_states.get(user_id)
-    applied = await runtime.in_model_thread(
-        apply_windows, raw_states, [(user_id, payload) for _, user_id, payload in windows])
+    applied = await runtime.in_model_thread(apply_windows, raw_states, [window for _, window in windows])
     if fence.broken(f"{len(windows)} windows were applied"):
         return
     sent = await increments_acked(applied.increments)
@@ -401,14 +414,14 @@ async def weigh_batch(windows: Sequence[tuple[EventT, str, dict]]) -> None:  # t
             user_states[user_id] = applied.states[user_id].to_bytes()
     await user_states.changelog_acked()  # a state record the broker refused fails the step, before any ack
     runtime.metrics.events_applied.inc(applied.applied)
-    runtime.metrics.events_duplicate.inc(sum(len(payload["events"]) for *_, payload in windows) - applied.applied)
+    runtime.metrics.events_duplicate.inc(sum(len(window.events) for _, window in windows) - applied.applied)
     if sent is not None and not await runtime.shared_log.wait_folded(sent, settings.shared_wait_s):
         runtime.metrics.shared_wait_timeouts.inc()
         log.warning("shared signals: this step's increments were not folded within %.1fs; ranking without them",
                     settings.shared_wait_s)
-    updates = await runtime.in_model_thread(weight_updates, applied)
-    lists = await ranked(updates, last_message)
-    outputs = [(weights_topic, user_id.encode(), update.to_json()) for user_id, update in updates.items()]
+    ranked = await runtime.in_model_thread(rank_applied, applied)
+    lists = await list_records(ranked, last_message)
+    outputs = [(weights_topic, user_id.encode(), update.to_json()) for user_id, update in ranked.updates.items()]
     outputs += [(recommendations_topic, user_id.encode(), orjson.dumps(record)) for user_id, record in lists.items()]
     deliveries = await sent_while(fence, outputs)
     if deliveries is None:
@@ -468,54 +481,14 @@ async def increments_acked(increments: Sequence[SharedIncrement]) -> int | None:
     return max((metadata.offset for metadata in await asyncio.gather(*deliveries)), default=None)
 
 
-async def ranked(updates: Mapping[str, WeightUpdate], sources: Mapping[str, EventT]) -> dict[str, dict]:  # type: ignore[type-arg]
-    """Scores the catalogue for the updated users at once: each user's top-k list, as a Recommendation record. A
-    batch the scorer fails on dead-letters each user's WeightUpdate (the state is already written), sourced at the
-    user's last window."""
-    try:
-        recommendations = await runtime.in_model_thread(runtime.model.recommend, list(updates.values()),
-                                                        settings.top_k)
-    except Exception as error:
-        for user_id, update in updates.items():
-            await dead_letter_internal(update.to_json(), user_id.encode(), error,
+async def list_records(ranked: RankedUsers, sources: Mapping[str, EventT]) -> dict[str, dict]:  # type: ignore[type-arg]
+    """Each ranked user's list as a Recommendation record, its latency measured now. A batch the scorer failed on
+    dead-letters each user's WeightUpdate (the state is already written), sourced at the user's last window."""
+    if ranked.error is not None:
+        for user_id, update in ranked.updates.items():
+            await dead_letter_internal(update.to_json(), user_id.encode(), ranked.error,
                                        SourcePosition.of(sources[user_id].message))
         return {}
     now = now_ms()
     return {update.user_id: replace(recommendation, latency_ms=round(now - update.arrived_ms, 3)).to_dict()
-            for recommendation, update in zip(recommendations, updates.values(), strict=True)}
-
-
-@app.agent(encoded_topic)
-async def weigh(stream):  # type: ignore[no-untyped-def]
-    """Updates users' states from batches of encoded windows, emits their WeightUpdates and ranks them. Faust
-    acks a batch's messages only after this step returns, so a crash mid-batch redelivers them (state ignores
-    applied events).
-    A batch that fails is retried one window at a time; a window that still fails is dead-lettered.
-
-    Faust's rebalance empties the agents' queues but not what `take_events` already buffered, so a batch may hold
-    messages of an earlier generation: those are left to be fetched again, as Faust's own iterator leaves them,
-    and a batch during which a rebalance began writes nothing (its acks would be refused anyway)."""
-    await runtime.model_ready.wait()
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        with stopped_before_ack_on_failure("weigh"):
-            await weigh_events(events)
-
-
-async def weigh_events(events: Sequence[EventT]) -> None:  # type: ignore[type-arg]
-    """One batch of the weigh agent: the encoded windows of the current generation, a record that is not one
-    dead-lettered."""
-    windows = []
-    for event in events:
-        if not of_current_generation(app, event.message):
-            continue  # buffered before a rebalance: fetched again from the committed offset
-        try:
-            payload = orjson.loads(event.value)
-            windows.append((event, payload["events"][0]["user_id"], payload))
-        except Exception as error:
-            await dead_letter_internal(event.value, event.key, error, SourcePosition.of(event.message))
-    if windows:
-        await in_batch_or_one_by_one(weigh_batch, windows, dead_letter_window)
-
-
-async def dead_letter_window(window: tuple[EventT, str, dict], error: Exception) -> None:  # type: ignore[type-arg]
-    await dead_letter_event(window[0], error)
+            for recommendation, update in zip(ranked.lists, ranked.updates.values(), strict=True)}

@@ -1,13 +1,11 @@
-"""The encode agent: batches of windows in, their search queries encoded in one call, encoded windows out.
-
-Runs alone in the GPU encoder pool (role `encoder`). A worker of role `all` runs it too, for windows a `core`
-worker wrote; its own ingest encodes the windows it flushes (`streams.agents.CHAINS_STAGES`).
+"""The encode agent of the encoder pool (role `encoder`): batches of windows in, their search queries encoded in one
+call, encoded windows out. A worker that runs every stage encodes the windows it flushes in its own step
+(`streams.agents.CHAINS_STAGES`) and runs no encode agent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
@@ -15,25 +13,28 @@ from streams.agent_support import dead_letter_internal, stopped_before_ack_on_fa
 from streams.app import app, encoded_topic, settings, windows_topic
 from streams.dead_letter import SourcePosition
 from streams.query_encoding import encoded_windows
+from streams.windowing import WindowedEvent
 
-WINDOW_EVENT_KEYS = frozenset({"event_id", "user_id", "kind"})
+WINDOW_EVENT_KEYS = frozenset({"event_id", "user_id", "kind", "ts", "source", "arrived_ms"})
 
 
-def checked_window(raw: bytes) -> list[dict[str, Any]]:
-    """The events of a windows-topic record; ValueError when it is not a non-empty list of events.
+def checked_window(raw: bytes) -> list[WindowedEvent]:
+    """The events of a windows-topic record; ValueError when it is not a non-empty list of windowed events.
 
-    >>> checked_window(b'[{"event_id": "e1", "user_id": "u1", "kind": "view"}]')[0]["user_id"]
+    >>> checked_window(b'[{"event_id": "e1", "user_id": "u1", "kind": "view", "ts": 1, "source": "t:0:0", '
+    ...                b'"arrived_ms": 1.0}]')[0].event.user_id
     'u1'
     >>> checked_window(b'{"events": []}')
     Traceback (most recent call last):
     ...
-    ValueError: not a window: expected a non-empty list of events with event_id, user_id and kind
+    ValueError: not a window: expected a non-empty list of events with event_id, user_id, kind, ts, source, arrived_ms
     """
     window = orjson.loads(raw)
     if not (isinstance(window, list) and window
             and all(isinstance(e, dict) and e.keys() >= WINDOW_EVENT_KEYS for e in window)):
-        raise ValueError("not a window: expected a non-empty list of events with event_id, user_id and kind")
-    return window
+        raise ValueError("not a window: expected a non-empty list of events with event_id, user_id, kind, ts, source, "
+                         "arrived_ms")
+    return [WindowedEvent.from_dict(data) for data in window]
 
 
 @app.agent(windows_topic)
@@ -50,14 +51,16 @@ async def encode_batch(batch: Sequence[bytes]) -> None:
     windows, raws = [], []
     for raw in batch:
         try:
-            windows.append(checked_window(raw))
-            raws.append(raw)
-        except ValueError as error:  # orjson's decode error is a ValueError too
+            window = checked_window(raw)
+        except (ValueError, TypeError) as error:  # orjson's decode error is a ValueError too
             await dead_letter_internal(raw, None, error, SourcePosition.unknown(settings.windows_topic))
+            continue
+        windows.append((window[0].event.user_id, window))
+        raws.append(raw)
     encoded = await encoded_windows(windows)
-    for window, raw, payload in zip(windows, raws, encoded.payloads, strict=True):
-        if payload is None:  # its search could not be encoded, after every try
+    for raw, encoded_window in zip(raws, encoded.windows, strict=True):
+        if encoded_window is None:  # its search could not be encoded, after every try
             assert encoded.error is not None
             await dead_letter_internal(raw, None, encoded.error, SourcePosition.unknown(settings.windows_topic))
         else:
-            await encoded_topic.send(key=window[0]["user_id"].encode(), value=orjson.dumps(payload))
+            await encoded_topic.send(key=encoded_window.user_id.encode(), value=encoded_window.to_bytes())

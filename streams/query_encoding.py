@@ -1,6 +1,6 @@
-"""The encode stage's work: a batch of windows' search queries encoded in one hop to the model thread, and each
-window's encoded form (the encoded topic's record). The encode agent runs it on the windows topic; ingest runs it on
-the windows it flushes when the worker runs every stage (`streams.agents.CHAINS_STAGES`)."""
+"""The encode stage's work: a batch of windows' search queries encoded in one hop to the model thread. Ingest runs
+it on the windows it flushes when its worker runs every stage (`streams.agents.CHAINS_STAGES`); the encode agent of
+the encoder pool on the windows a `core` worker wrote."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 
-from streams.agent_support import f16_text
 from streams.app import runtime
+from streams.windowing import EncodedWindow, WindowedEvent
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -30,33 +30,35 @@ def timed_query_encoding(queries: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EncodedWindows:
-    """Each window's encoded form (its events and the float16 vector of each of its search queries), or None for a
-    window with a search when the encoder failed on every try (`error` says how)."""
+    """Each window encoded, or None for a window with a search when the encoder failed on every try (`error` says
+    how)."""
 
-    payloads: list[dict[str, Any] | None]
+    windows: list[EncodedWindow | None]
     error: Exception | None = None
 
 
-async def encoded_windows(windows: Sequence[list[dict[str, Any]]]) -> EncodedWindows:
-    """The windows' encoded forms, their queries encoded in one call (a batch without a search makes no hop). A failed
-    call is tried again `settings.encoder_attempts` times in all, waiting `settings.encoder_backoff_s` and doubling;
-    if every try fails, only the windows with a search go without (a window without one never waits on it)."""
-    searches = [(e["event_id"], e["query"]) for w in windows for e in w if e["kind"] == "search"]
-    by_event: dict[str, str] = {}
+async def encoded_windows(flushes: Sequence[tuple[str, list[WindowedEvent]]]) -> EncodedWindows:
+    """The (user, window) flushes encoded, their queries in one call (a batch without a search makes no hop). A
+    failed call is tried again `settings.encoder_attempts` times in all, waiting `settings.encoder_backoff_s` and
+    doubling; if every try fails, only the windows with a search go without (a window without one never waits on
+    it)."""
+    searches = [(item.event.event_id, cast(str, item.event.query)) for _, window in flushes for item in window
+                if item.event.kind == "search"]
+    by_event: dict[str, np.ndarray] = {}
     error = None
     if searches:
         try:
             vectors = await with_retries(lambda: runtime.in_model_thread(timed_query_encoding,
                                                                          [q for _, q in searches]))
-            by_event = {event_id: f16_text(v) for (event_id, _), v in zip(searches, vectors, strict=True)}
+            by_event = dict(zip((event_id for event_id, _ in searches), vectors, strict=True))
         except Exception as failure:
             error = failure
     searched = {event_id for event_id, _ in searches}
     return EncodedWindows([
-        None if error is not None and any(e["event_id"] in searched for e in window)
-        else {"events": window, "queries": {e["event_id"]: by_event[e["event_id"]]
-                                            for e in window if e["event_id"] in by_event}}
-        for window in windows
+        None if error is not None and any(item.event.event_id in searched for item in window)
+        else EncodedWindow.of(user_id, window, {item.event.event_id: by_event[item.event.event_id]
+                                                for item in window if item.event.event_id in by_event})
+        for user_id, window in flushes
     ], error)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from streams.dead_letter import SourcePosition
@@ -67,6 +70,43 @@ def decode_window(raw: bytes | None) -> list[WindowedEvent]:
     if not raw:
         return []
     return [WindowedEvent.from_dict(data) for data in orjson.loads(raw)]
+
+
+Float16 = npt.NDArray[np.float16]
+
+
+@dataclass(frozen=True)
+class EncodedWindow:
+    """A flushed window with the vector of each of its searches' queries, as the weigh step takes it. The vectors
+    are rounded to float16, the precision the encoded topic carries, so a window weighs the same whether its worker
+    encoded it or the encoder pool did; `to_bytes` and `from_bytes` are its encoded-topic form."""
+
+    user_id: str
+    events: list[WindowedEvent]
+    queries: dict[str, Float16]
+
+    @classmethod
+    def of(cls, user_id: str, events: list[WindowedEvent],
+           queries: dict[str, npt.NDArray[np.float32]]) -> EncodedWindow:
+        return cls(user_id, events, {event_id: vector.astype(np.float16) for event_id, vector in queries.items()})
+
+    def query_vector(self, event_id: str) -> npt.NDArray[np.float32] | None:
+        vector = self.queries.get(event_id)
+        return None if vector is None else vector.astype(np.float32)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"events": [item.to_dict() for item in self.events],
+                             "queries": {event_id: base64.b64encode(vector.tobytes()).decode()
+                                         for event_id, vector in self.queries.items()}})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> EncodedWindow:
+        """The window of an encoded-topic record; raises (KeyError, ValueError, ...) when it is not one."""
+        payload = orjson.loads(raw)
+        events = [WindowedEvent.from_dict(data) for data in payload["events"]]
+        queries = {event_id: np.frombuffer(base64.b64decode(text), dtype=np.float16)
+                   for event_id, text in payload["queries"].items()}
+        return cls(events[0].event.user_id, events, queries)
 
 
 class PendingWindows:

@@ -1,7 +1,8 @@
 """What a worker runs: `faust -A streams.worker worker` (or `driftrec worker`).
 
-The app with the agents of this worker's role (DRIFTREC_ROLE): `all` runs every stage; `core` runs ingest,
-weigh and rank (CPU pool, with the tables); `encoder` runs only the query encoder (GPU pool, its own group).
+The app with the agents of this worker's role (DRIFTREC_ROLE): `all` runs every stage in one step per batch; `core`
+runs ingest, weigh and rank (CPU pool, with the tables) and the encoder pool's windows come back to it through
+topics; `encoder` runs only the query encoder (GPU pool, its own group).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 
 from streams.app import app, runtime, settings
 
-if settings.role in ("all", "encoder"):
+if settings.role == "encoder":
     import streams.encode_agent
 if settings.role in ("all", "core"):
     import streams.agents
+    if settings.role == "core":
+        import streams.weigh_agent
     if settings.serving_experiment is not None:
         import streams.attribution_agent
 import streams.liveness

@@ -19,10 +19,10 @@ from sinks.shared_increments import SharedIncrement
 
 pytest.importorskip("faust")
 
-from streams import agent_support, agents, encode_agent
+from streams import agent_support, agents, encode_agent, weigh_agent
 from streams.app import app, runtime
 from streams.shared_log import SharedLog
-from streams.windowing import PendingWindows, decode_window
+from streams.windowing import EncodedWindow, PendingWindows, decode_window
 from weighting.user_state import UserState
 from weighting.weight_update import WeightUpdate
 
@@ -478,8 +478,8 @@ async def test_encode_attaches_query_vectors(worker_runtime, monkeypatch) -> Non
     async with encode_agent.encode.test_context() as agent:
         await agent.put(orjson.dumps(window), key=b"u1")
         await settled(lambda: encoded.await_count >= 1)
-    payload = orjson.loads(encoded.await_args.kwargs["value"])
-    vector = agent_support.f16_vector(payload["queries"]["u1-0"])
+    vector = EncodedWindow.from_bytes(encoded.await_args.kwargs["value"]).query_vector("u1-0")
+    assert vector is not None
     assert int(np.argmax(vector)) == TopicEncoder.words.index("jazz")
 
 
@@ -509,7 +509,7 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
     window = [{"event_id": f"u2-{n}", "user_id": "u2", "kind": "view", "ts": 1000 + n, "item_id": f"hiking-{n}",
                "source": f"t:0:{n}", "arrived_ms": 1.0} for n in range(3)]
     redelivered = window + window
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": redelivered, "queries": {}}), key=b"u2")
         await settled(lambda: weights.await_count >= 1)
         state = UserState.from_bytes(agents.user_states["u2"])
@@ -534,7 +534,7 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
     unknown_kind = orjson.loads(window("u7", "jazz", 0, 1))
     unknown_kind["events"][0]["kind"] = "teleport"
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         for raw, key in [(window("u5", "jazz", 0, 2), b"u5"), (window("u6", "hiking", 0, 1), b"u6"),
                          (orjson.dumps(unknown_kind), b"u7"), (window("u5", "jazz", 2, 1), b"u5")]:
             await agent.put(raw, key=key)
@@ -560,7 +560,7 @@ async def test_weigh_ranks_the_users_it_updated_excluding_what_they_saw(worker_r
     windows = {user: [{"event_id": f"{user}-0", "user_id": user, "kind": "purchase", "ts": 1, "item_id": item,
                        "source": f"t:0:{n}", "arrived_ms": 1.0}]
                for n, (user, item) in enumerate([("u3", "cooking-0"), ("u8", "jazz-1")])}
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         for user, window in windows.items():
             await agent.put(orjson.dumps({"events": window, "queries": {}}), key=user.encode())
         await settled(lambda: recommendations.await_count >= 2)
@@ -590,7 +590,7 @@ async def test_a_step_writes_nothing_for_partitions_a_rebalance_began_to_take_aw
     monkeypatch.setattr(worker_runtime.shared_log, "wait_folded", revoked_while_folding)
     window = [{"event_id": "u40-0", "user_id": "u40", "kind": "view", "ts": 1, "item_id": "jazz-1",
                "source": "t:0:0", "arrived_ms": 1.0}]
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u40")
         await settled(lambda: bool(ranked))
         await asyncio.sleep(0.2)
@@ -623,7 +623,7 @@ async def test_an_output_or_state_the_broker_refuses_dead_letters_its_window(wor
         monkeypatch.setattr(agents.user_states, "changelog_acked", AsyncMock(side_effect=too_large))
     window = [{"event_id": "u32-0", "user_id": "u32", "kind": "view", "ts": 1, "item_id": "jazz-1",
                "source": "t:0:0", "arrived_ms": 1.0}]
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u32")
         await settled(lambda: dead.await_count >= 1)
     [dead_call] = dead.await_args_list  # after the batch and the window alone were both refused
@@ -641,7 +641,7 @@ async def test_weigh_dead_letters_the_weights_of_a_batch_the_scorer_fails_on(wor
     monkeypatch.setattr(worker_runtime.model, "recommend", lambda updates, k: 1 / 0)
     window = [{"event_id": "u9-0", "user_id": "u9", "kind": "view", "ts": 1, "item_id": "space-1",
                "source": "t:0:0", "arrived_ms": 1.0}]
-    async with agents.weigh.test_context() as agent:
+    async with weigh_agent.weigh.test_context() as agent:
         await agent.put(orjson.dumps({"events": window, "queries": {}}), key=b"u9")
         await settled(lambda: dead.await_count >= 1)
     [sent] = weights.await_args_list

@@ -25,7 +25,7 @@ def test_model_work_weighs_every_window_once_and_ranks_each_batch_s_users(monkey
     import numpy as np
 
     from bench.live_pipeline import scaled_catalogue
-    from bench.model_work import model_over, run, window_payloads
+    from bench.model_work import encoded_windows, model_over, run
     from bench.pipeline import backlog_events
     from streams.app import runtime
 
@@ -33,9 +33,10 @@ def test_model_work_weighs_every_window_once_and_ranks_each_batch_s_users(monkey
     items = scaled_catalogue(60)
     monkeypatch.setitem(runtime.__dict__, "model", model_over(items, rng))
     events = backlog_events(12, 3, items)
-    windows = window_payloads(events, rng)
-    assert sum(len(payload["queries"]) for _, payload in windows) == sum(e.kind == "search" for e in events) > 0
+    windows = encoded_windows(events, rng)
+    assert sum(len(window.queries) for window in windows) == sum(e.kind == "search" for e in events) > 0
     seconds, lists = run(windows, batch=8)  # it asserts that each batch applied every one of its events
     assert lists == sum(len({e.user_id for e in events[s : s + 8]}) for s in range(0, len(events), 8))
-    assert set(seconds) == {"learn, fold the shared log", "write states and updates", "rank", "serialise lists"}
+    assert set(seconds) == {"learn, fold the shared log", "write states", "weight updates and rank",
+                            "serialise updates and lists"}
     assert runtime.model.fed.total == sum(e.item_id is not None for e in events)

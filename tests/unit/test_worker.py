@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +103,15 @@ async def test_a_stall_report_says_where_aiokafka_holds_the_partition() -> None:
     assert liveness.fetcher_state(consumer, waiting) == \
         "position none (reset pending True), paused False, fetched and held none"
     assert liveness.fetcher_state(consumer, other) == "not assigned"
+
+
+@pytest.mark.parametrize(("role", "agents"), [("all", ["streams.agents.ingest"]),
+                                              ("core", ["streams.agents.ingest", "streams.weigh_agent.weigh"]),
+                                              ("encoder", ["streams.encode_agent.encode"])])
+def test_a_worker_runs_the_agents_of_its_role_alone(role: str, agents: list[str], tmp_path: Path) -> None:
+    """A worker that runs every stage weighs the windows it flushes in memory: it reads no windows or encoded topic."""
+    env = {**os.environ, "DRIFTREC_ROLE": role, "DRIFTREC_DATA_DIR": str(tmp_path)}
+    script = "import streams.worker as w; print(' '.join(sorted(w.app.agents)))"
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert run.stdout.split() == agents
