@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from streams.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
-FETCH_WAIT_MS = 5
+FETCH_WAIT_MS = 200
 """How long a fetch of the shared log waits for records: a weigh step waits for its own increments to come back."""
 CATALOGUE_WAIT_S = 30.0
 """How long the fold waits for the catalogue to hold an item an increment names (it trails the items topic)."""
