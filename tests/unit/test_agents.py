@@ -118,7 +118,7 @@ async def handled(agent, *messages: tuple[bytes, bytes]) -> None:  # type: ignor
     """Puts messages (value, key) into an agent's test context as one batch and waits until it was handled."""
     for value, key in messages:
         await agent.put(value, key=key)
-    await asyncio.sleep(agents.settings.batch_within_s * 4)
+    await asyncio.sleep(max(agents.settings.batch_within_s * 4, 0.2))
 
 
 def ticks_for_empty_values(agent, monkeypatch) -> None:  # type: ignore[no-untyped-def]
