@@ -75,6 +75,8 @@ def run(windows: Sequence[EncodedWindow], batch: int) -> tuple[Counter[str], int
             stored[user_id] = applied.states[user_id].to_bytes()
         written = time.perf_counter()
         ranked_users = rank_applied(applied)
+        if ranked_users.error is not None:
+            raise ranked_users.error
         ranked = time.perf_counter()
         for update in ranked_users.updates.values():
             update.to_json()

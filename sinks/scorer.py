@@ -338,8 +338,11 @@ class CatalogueScorer:
 def varying_top(scores: torch.Tensor, varies: torch.Tensor, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The `depth` best values and rows of each (factor, user) score row that varies (factors × users × depth);
     −inf and row 0 for a row that does not (its factor lists nothing for that user)."""
+    if bool(varies.all()):
+        values, rows = scores.topk(depth, dim=2)
+        return values, rows
     factors, users, n_items = scores.shape
-    values = torch.full((factors * users, depth), -math.inf, device=scores.device)
+    values = torch.full((factors * users, depth), -math.inf, dtype=scores.dtype, device=scores.device)
     rows = torch.zeros((factors * users, depth), dtype=torch.int64, device=scores.device)
     varying = torch.nonzero(varies.reshape(-1)).squeeze(1)
     if len(varying):

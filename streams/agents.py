@@ -92,7 +92,7 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
     """Validates events, dead-letters the bad ones, and windows the good ones per user, a batch at a time; each
     batch also flushes the windows of its partitions that waited long enough. A batch that fails is windowed one
     message at a time; a message that still fails is dead-lettered. Messages buffered before a rebalance are left
-    to be fetched again (see `weigh`)."""
+    to be fetched again (`each_current_batch`)."""
     await runtime.model_ready.wait()
     await each_current_batch(stream, "ingest", ingest_batch)
 
@@ -100,7 +100,8 @@ async def ingest(stream):  # type: ignore[no-untyped-def]
 async def each_current_batch(stream: Any, stage: str,
                              step: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:  # type: ignore[type-arg]
     """Runs `step` on each batch the stream takes, without the messages of an earlier consumer generation (they
-    are fetched again): on the whole batch, else one message at a time, a message that still fails dead-lettered.
+    are fetched again: Faust's rebalance empties the agents' queues but not what `take_events` already buffered):
+    on the whole batch, else one message at a time, a message that still fails dead-lettered.
     An error that escapes (a failure to dead-letter) stops the worker before the batch's ack."""
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         current = [event for event in events if of_current_generation(app, event.message)]

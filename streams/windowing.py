@@ -75,7 +75,7 @@ def decode_window(raw: bytes | None) -> list[WindowedEvent]:
 Float16 = npt.NDArray[np.float16]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncodedWindow:
     """A flushed window with the vector of each of its searches' queries, as the weigh step takes it. The vectors
     are rounded to float16, the precision the encoded topic carries, so a window weighs the same whether its worker

@@ -39,8 +39,10 @@ def scrape() -> Samples:
 
 
 def scrape_until_caught_up(settings: Settings, timeout_s: float = 30) -> Samples:
-    """Scrapes until the worker reports a lag of 0 on every partition of every topic it consumes."""
-    inputs = {*settings.behaviour_topics, settings.windows_topic, settings.encoded_topic}
+    """Scrapes until the worker reports a lag of 0 on every partition of every topic it consumes (a worker that runs
+    every stage reads no windows or encoded topic)."""
+    inputs = {*settings.behaviour_topics,
+              *((settings.windows_topic, settings.encoded_topic) if settings.role == "core" else ())}
     deadline = time.monotonic() + timeout_s
     while True:
         metrics = scrape()

@@ -388,7 +388,6 @@ async def test_ingest_of_a_worker_running_every_stage_weighs_and_ranks_its_windo
     assert "space-1" not in [item["item_id"] for item in lists[b"u21"]["items"]]  # seen: not recommended
 
 
-@pytest.mark.asyncio
 def failing_encoder(monkeypatch, worker_runtime, failures: int) -> list[list[str]]:  # type: ignore[no-untyped-def]
     """The encoder fails its first `failures` calls (ZeroDivisionError), then works; returns the calls' texts. The
     retries wait 1 ms, doubling."""
@@ -550,6 +549,28 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
     assert dead_letter["reason"].startswith("internal error: AttributeError") and "teleport" in dead_letter["reason"]
     source = (dead_letter["topic"], dead_letter["partition"], dead_letter["offset"])
     assert source == (agents.settings.encoded_topic, 0, 2)  # the third message put, where it was read
+
+
+@pytest.mark.asyncio
+async def test_weigh_dead_letters_a_record_that_is_not_an_encoded_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
+    monkeypatch.setattr(agents.weights_topic, "send", weights)
+    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
+    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    events = [{"event_id": "u61-0", "user_id": "u61", "kind": "view", "ts": 1000, "item_id": "jazz-0",
+               "source": "t:0:0", "arrived_ms": 1.0}]
+    records = [b"not json", orjson.dumps({"events": [], "queries": {}}),
+               orjson.dumps({"events": events, "queries": {"u61-0": "AAA"}}),  # not base64
+               orjson.dumps({"events": events, "queries": {}})]
+    async with weigh_agent.weigh.test_context() as agent:
+        for raw in records:
+            await agent.put(raw, key=b"u61")
+        await settled(lambda: weights.await_count >= 1 and dead.await_count >= 3)
+    assert [WeightUpdate.from_json(c.kwargs["value"]).user_id for c in weights.await_args_list] == ["u61"]
+    letters = [orjson.loads(c.kwargs["value"]) for c in dead.await_args_list]
+    assert [letter["offset"] for letter in letters] == [0, 1, 2]
+    assert [letter["reason"].split(":")[1].strip() for letter in letters] == ["JSONDecodeError", "IndexError",
+                                                                              "Error"]
 
 
 @pytest.mark.asyncio

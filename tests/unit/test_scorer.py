@@ -2,13 +2,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from sinks.calibration import calibrate
 from sinks.catalogue import Catalogue, CatalogueItem
 from sinks.covisitation import CoVisitation, NeighbourCounts, Transitions
 from sinks.decayed_counts import PopularityCounts
 from sinks.online_model import Judgement, OnlineModel, UserEvent
-from sinks.scorer import TRANSITION_RECENCY
+from sinks.scorer import TRANSITION_RECENCY, varying_top
 from weighting.config import WeightingConfig
 from weighting.factors import COUNT_FACTORS, FACTORS, Factor
 from weighting.fusion_learning import listwise_gradient
@@ -274,3 +275,25 @@ def test_shared_factors_that_rank_nothing_get_no_weight_in_effect() -> None:
     dated = small_catalogue()
     dated.upsert([CatalogueItem("c1", "title c1", ("c",), 5 * DAY)], {"c1": np.asarray([0, 0, 1], np.float32)})
     assert OnlineModel(dated).scorer.constant_shared() == (Factor.POPULARITY,)
+
+
+def test_text_scores_skip_zero_profiles_and_equal_the_plain_product() -> None:
+    catalogue = small_catalogue()
+    scorer = OnlineModel(catalogue).scorer
+    profiles = np.random.default_rng(1).standard_normal((4, 3, 3)).astype(np.float32)  # users × text factors × dim
+    profiles[0, 2] = profiles[3] = 0.0
+    out = torch.full((3, 4, len(catalogue)), 7.0)
+    scorer._text_scores(profiles, out)
+    plain = torch.from_numpy(np.ascontiguousarray(profiles.transpose(1, 0, 2))) @ catalogue.matrix.T
+    assert torch.allclose(out, plain, atol=1e-6) and not out[2, 0].any() and not out[:, 3].any()
+
+
+def test_varying_top_lists_the_rows_that_vary_as_topk_does() -> None:
+    scores = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 3, 20)).astype(np.float32))
+    scores[1, 2] = 0.5
+    varies = scores.amax(dim=2) > scores.amin(dim=2)
+    values, rows = varying_top(scores, varies, 5)
+    expected_values, expected_rows = scores.topk(5, dim=2)
+    assert torch.equal(values[varies], expected_values[varies]) and torch.equal(rows[varies], expected_rows[varies])
+    assert torch.isinf(values[1, 2]).all() and values.shape == rows.shape == (2, 3, 5)
+    assert torch.equal(varying_top(scores, torch.ones_like(varies), 5)[1], expected_rows)

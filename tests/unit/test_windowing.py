@@ -1,5 +1,8 @@
+import numpy as np
+
 from streams.events import BehaviorEvent
 from streams.windowing import (
+    EncodedWindow,
     PendingWindows,
     WindowedEvent,
     WindowPolicy,
@@ -29,6 +32,18 @@ def test_window_round_trips() -> None:
     window = [windowed("view", 5.0), windowed("search", 6.0, 1)]
     assert decode_window(encode_window(window)) == window
     assert decode_window(None) == [] and decode_window(b"") == []
+
+
+def test_an_encoded_window_carries_float16_queries_in_memory_as_on_the_topic() -> None:
+    window = [windowed("view", 5.0), windowed("search", 6.0, 1)]
+    vector = np.random.default_rng(0).standard_normal(8).astype(np.float32)
+    encoded = EncodedWindow.of("u1", window, {"e1": vector})
+    rounded = vector.astype(np.float16).astype(np.float32)
+    assert np.array_equal(encoded.query_vector("e1"), rounded) and not np.array_equal(rounded, vector)
+    assert encoded.query_vector("e0") is None
+    wired = EncodedWindow.from_bytes(encoded.to_bytes())
+    assert (wired.user_id, wired.events) == ("u1", window)
+    assert np.array_equal(wired.query_vector("e1"), rounded)
 
 
 def test_pending_windows_are_taken_per_partition_oldest_first() -> None:
