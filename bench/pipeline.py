@@ -182,6 +182,8 @@ def latency(args: argparse.Namespace) -> int:
     print(f"worker: {int(run.total(metrics, 'driftrec_events_in_total'))} events in, "
           f"{int(metrics.get('driftrec_window_flushes_total', 0))} windows, final stage lag "
           f"{int(run.total(metrics, STAGE_LAG))} ({stage_lags(run, metrics)})")
+    print(f"windows: {histogram_summary(metrics, 'driftrec_window_wait_seconds', 'windows')} from the first "
+          f"event's arrival to the flush; weigh steps: {histogram_summary(metrics, 'driftrec_weigh_step_seconds')}")
     print(f"shared signals: folded {histogram_summary(metrics, SHARED_STALENESS)} after their increments were "
           f"sent; {int(metrics.get('driftrec_shared_wait_timeouts_total', 0))} weigh steps ranked before their own "
           "increments were folded")
@@ -191,7 +193,7 @@ def latency(args: argparse.Namespace) -> int:
 SHARED_STALENESS = "driftrec_shared_log_staleness_seconds"
 
 
-def histogram_summary(metrics: dict[str, float], name: str) -> str:
+def histogram_summary(metrics: dict[str, float], name: str, what: str = "batches") -> str:
     """Mean and bucket bounds of the 50th, 95th and 99th percentiles of a Prometheus histogram, in ms."""
     count = metrics.get(f"{name}_count", 0.0)
     if not count:
@@ -200,7 +202,7 @@ def histogram_summary(metrics: dict[str, float], name: str) -> str:
                      if key.startswith(f"{name}_bucket{{"))
     bounds = [next(bound for bound, seen in buckets if seen >= q * count) for q in (0.5, 0.95, 0.99)]
     quantiles = ", ".join(f"p{q} ≤ {1000 * bound:.0f} ms" for q, bound in zip((50, 95, 99), bounds, strict=True))
-    return f"{count:.0f} batches, mean {1000 * metrics[f'{name}_sum'] / count:.1f} ms, {quantiles}"
+    return f"{count:.0f} {what}, mean {1000 * metrics[f'{name}_sum'] / count:.1f} ms, {quantiles}"
 
 
 def stage_lags(run: LivePipeline, metrics: dict[str, float]) -> str:

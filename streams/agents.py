@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -133,6 +134,8 @@ async def ingest_batch(events: Sequence[EventT]) -> None:  # type: ignore[type-a
         for user_id, partition in [*batch.ticked, *due.items()]:
             batch.partition_of.setdefault(user_id, partition)
             batch.windows.flush_if_due(user_id, now)
+        for _, window in batch.windows.flushed:
+            runtime.metrics.window_wait.observe(max(now - window[0].arrived_ms, 0.0) / 1000.0)
         acked = await (weigh_flushed(batch) if CHAINS_STAGES else send_windows(batch.windows.flushed, fence))
         batch.windows.keep_unsent([flush for flush, ok in zip(batch.windows.flushed, acked, strict=True) if not ok])
         current = fence.holds()
@@ -398,6 +401,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, EncodedWindow]]) -> None: 
     safe, so a batch that fails is applied and its increments sent again (they count once). It then waits until
     the increments are folded (`settings.shared_wait_s` at most), so that the WeightUpdates and lists it emits count
     the users' own events, as the replay does."""
+    started = time.perf_counter()
     last_message = {window.user_id: event for event, window in windows}
     fence = Fence.of(last_message.values())
     raw_states = {}
@@ -432,6 +436,7 @@ async def weigh_batch(windows: Sequence[tuple[EventT, EncodedWindow]]) -> None: 
         runtime.metrics.recommended([record["latency_ms"]])
         runtime.live_view.record(record)
     await asyncio.gather(*deliveries)  # an output the broker refused fails the step: tried again, then dead-lettered
+    runtime.metrics.weigh_step.observe(time.perf_counter() - started)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from streams.dead_letter import reason_category
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+WINDOW_WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.2, 0.3, 0.325, 0.35, 0.375, 0.4, 0.45, 0.5, 0.6, 0.8, 1.0, 2.5, 5.0, 10.0)
+"""Fine around the default 300 ms window wait, where most windows flush."""
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 """Scraped metrics: (sample name, its labels sorted) -> value."""
@@ -102,6 +104,14 @@ class WorkerMetrics:
             "From an event's arrival at the worker to its user's recommendation being sent",
             buckets=LATENCY_BUCKETS_S, registry=r,
         )
+        self.window_wait = Histogram(
+            "driftrec_window_wait_seconds",
+            "From a window's first event's arrival to the window's flush (the window's wait, then the wait for a "
+            "message of its partition or a tick)", buckets=WINDOW_WAIT_BUCKETS_S, registry=r)
+        self.weigh_step = Histogram(
+            "driftrec_weigh_step_seconds",
+            "A weigh step from its start to its outputs acked (learning, the shared log's round trip, ranking)",
+            buckets=LATENCY_BUCKETS_S, registry=r)
         self.shared_events = Gauge(
             "driftrec_shared_signal_events",
             "Distinct events fed into the shared signals (popularity, co-visitation, prior), resumed ones included",

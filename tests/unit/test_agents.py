@@ -21,6 +21,7 @@ pytest.importorskip("faust")
 
 from streams import agent_support, agents, encode_agent, weigh_agent
 from streams.app import app, runtime
+from streams.metrics import WorkerMetrics
 from streams.shared_log import SharedLog
 from streams.windowing import EncodedWindow, PendingWindows, decode_window
 from weighting.user_state import UserState
@@ -373,11 +374,15 @@ def chained(monkeypatch) -> tuple[AsyncMock, AsyncMock, AsyncMock, AsyncMock]:  
 @pytest.mark.asyncio
 async def test_ingest_of_a_worker_running_every_stage_weighs_and_ranks_its_windows(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     windows, weights, recommendations, dead = chained(monkeypatch)
+    monkeypatch.setattr(runtime, "metrics", WorkerMetrics())
     async with agents.ingest.test_context() as agent:
         await handled(agent, (event("u20", 0), b"u20"), (event("u20", 1, "search", None, "jazz records"), b"u20"),
                       (event("u21", 0, "purchase", "space-1"), b"u21"))
         assert "u20" not in agents.open_windows and "u21" not in agents.open_windows
         states = {user: UserState.from_bytes(agents.user_states[user]) for user in ("u20", "u21")}
+    measured = runtime.metrics.registry.get_sample_value
+    assert measured("driftrec_window_wait_seconds_count") == 2  # two windows flushed (a search, a purchase)
+    assert measured("driftrec_weigh_step_seconds_count") == 1  # one weigh step (its states acked once, below)
     assert windows.await_count == 0 and dead.await_count == 0
     assert (states["u20"].n_events, states["u21"].n_events) == (2, 1)
     assert int(np.argmax(states["u20"].query)) == TopicEncoder.words.index("jazz")  # the query was encoded
