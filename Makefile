@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck format broker-up broker-down replay bench-stages bench-model bench-pipeline bench-framework bench-startup clean
+.PHONY: install demo test unit integration lint typecheck format broker-up broker-down replay bench-stages bench-model bench-pipeline bench-framework bench-startup bench-profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-pipeline: $(STAMP)  ## live pipeline throughput against a bare aiokafka lo
 	$(PY) -m deploy.local_kafka up
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline throughput
 	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline latency
+
+bench-profile: $(STAMP)   ## the throughput benchmark with a py-spy profile of the worker (25 s once it is ready)
+	$(PY) -m deploy.local_kafka up
+	HF_HUB_OFFLINE=1 $(PY) -m bench.pipeline throughput --profile 25
 
 bench-startup: $(STAMP)   ## a worker's time to ready, cold and warm (cached vectors), against a process floor
 	HF_HUB_OFFLINE=1 $(PY) -m bench.startup --items 10000

@@ -1,6 +1,6 @@
 """The live pipeline on the real local broker, one worker, against a bare aiokafka loop in the same run.
 
-    python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3 --workers 1]
+    python -m bench.pipeline throughput [--users 10000 --items 10000 --events-per-user 3 --workers 1 --profile 25]
     python -m bench.pipeline latency [--rate 1000 --seconds 60]
     python -m bench.pipeline framework [--users 10000 --items 10000 --events-per-user 3]
 
@@ -26,13 +26,14 @@ import asyncio
 import threading
 import time
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
-from bench import faust_floor, model_floor
+from bench import faust_floor, model_floor, worker_profile
 from bench.live_pipeline import LivePipeline, rss_mib, send_events
 from streams.events import BehaviorEvent
 from streams.kafka_clients import aiokafka_config, client_config
@@ -95,6 +96,9 @@ def throughput(args: argparse.Namespace) -> int:
     try:
         print(f"{args.workers} worker(s) ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors "
               "loaded)", flush=True)
+        profile = Path(run.settings.data_dir) / "worker-profile.txt"
+        spy = worker_profile.record(worker_profile.worker_process(run.workers[0].pid), args.profile, profile) \
+            if args.profile else None
         first, ingested_at = time.perf_counter(), None  # the agents start on the backlog once the catalogue is in
         while True:
             try:
@@ -112,6 +116,10 @@ def throughput(args: argparse.Namespace) -> int:
         done = now
         ingested_at = ingested_at or done  # a worker restarted meanwhile: its counts began again
         rss = sum(rss_mib(worker.pid) for worker in run.workers)
+        if spy is not None:
+            spy.wait(timeout=args.profile + 60)
+            print(f"py-spy, worker 0, the first {args.profile}s after ready (raw stacks: {profile}):")
+            print("\n".join(worker_profile.summary(profile.read_text().splitlines(), args.profile)))
     finally:
         run.stop()
     ingest_rate, end_to_end = sent / (ingested_at - first), sent / (done - first)
@@ -229,6 +237,8 @@ def main() -> int:
         backlog.add_argument("--events-per-user", type=int, default=3)
         backlog.set_defaults(run=run, workers=1)
     benches.choices["throughput"].add_argument("--workers", type=int, default=1)
+    benches.choices["throughput"].add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                                               help="profile worker 0 with py-spy for this long once it is ready")
     steady = benches.add_parser("latency")
     steady.add_argument("--rate", type=float, default=1000.0)
     steady.add_argument("--seconds", type=float, default=60.0)
