@@ -154,6 +154,15 @@ def _java_command(broker: LocalBroker, main_class: str, *args: str) -> list[str]
     ]
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them (16 bytes, base64url, unpadded) that does not start with "-": the
+    storage tool's argument parser would read such an id as an option (Kafka's own ids skip them too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(broker: LocalBroker, config: Path) -> None:
     """Formats KRaft storage once, with a SCRAM-SHA-256 development user (a storage without one is re-made)."""
     data = broker.run_dir / "data"
@@ -162,7 +171,7 @@ def _format_storage(broker: LocalBroker, config: Path) -> None:
     shutil.rmtree(data, ignore_errors=True)
     username = "driftrec"
     password = os.environ.get("DRIFTREC_KAFKA_SCRAM_PASSWORD") or secrets.token_urlsafe(18)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     result = subprocess.run(
         _java_command(broker, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
                       "--add-scram", f"SCRAM-SHA-256=[name={username},password={password}]"),

@@ -143,3 +143,14 @@ def test_compose_runs_both_pools_against_its_broker() -> None:
         host = settings.bootstrap.split(":")[0]
         assert host in services, f"{name} points at {host}, which compose does not run"
     assert roles == {"core": "core", "encoder": "encoder", "encoder-gpu": "encoder"}
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """About one random id in 64 starts with "-", which the storage tool reads as an option and refuses."""
+    import uuid
+
+    from deploy import local_kafka
+
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(local_kafka.uuid, "uuid4", lambda: next(drawn))
+    assert local_kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
