@@ -524,12 +524,18 @@ async def test_weigh_updates_state_and_emits_weights(worker_runtime, monkeypatch
     assert int(np.argmax(updates[-1].long_term)) == TopicEncoder.words.index("hiking")
 
 
-@pytest.mark.asyncio
-async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def weights_and_dead_letters(monkeypatch) -> tuple[AsyncMock, AsyncMock]:  # type: ignore[no-untyped-def]
+    """The weigh step's sends replaced, every one acked: the weights and dead-letter fakes (lists acked unseen)."""
     weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
     monkeypatch.setattr(agents.weights_topic, "send", weights)
     monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
     monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    return weights, dead
+
+
+@pytest.mark.asyncio
+async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    weights, dead = weights_and_dead_letters(monkeypatch)
 
     def window(user: str, item: str, first: int, count: int) -> bytes:
         events = [{"event_id": f"{user}-{n}", "user_id": user, "kind": "view", "ts": 1000 + n, "item_id": f"{item}-{n}",
@@ -558,10 +564,7 @@ async def test_weigh_applies_a_batch_of_users_and_dead_letters_only_the_bad_wind
 
 @pytest.mark.asyncio
 async def test_weigh_dead_letters_a_record_that_is_not_an_encoded_window(worker_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    weights, dead = (AsyncMock(side_effect=lambda **_: acked()) for _ in range(2))
-    monkeypatch.setattr(agents.weights_topic, "send", weights)
-    monkeypatch.setattr(agents.recommendations_topic, "send", AsyncMock(side_effect=lambda **_: acked()))
-    monkeypatch.setattr(agent_support.dead_letter_topic, "send", dead)
+    weights, dead = weights_and_dead_letters(monkeypatch)
     events = [{"event_id": "u61-0", "user_id": "u61", "kind": "view", "ts": 1000, "item_id": "jazz-0",
                "source": "t:0:0", "arrived_ms": 1.0}]
     records = [b"not json", orjson.dumps({"events": [], "queries": {}}),
