@@ -63,9 +63,21 @@ def rss_mib(pid: int) -> float:
     its encoder in a child of its own), whichever of its threads started them."""
     status = Path(f"/proc/{pid}/status").read_text().splitlines()
     own = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), 0.0)
+    return own + sum(map(rss_mib, child_pids(pid)))
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of a process, whichever of its threads started them."""
     tasks = Path(f"/proc/{pid}/task").iterdir()
-    children = [child for task in tasks for child in (task / "children").read_text().split()]
-    return own + sum(rss_mib(int(child)) for child in children)
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
+def worker_process(supervisor_pid: int) -> int:
+    """The pid of the worker that `driftrec worker` (pid `supervisor_pid`) runs: its child `worker --once`."""
+    for child in child_pids(supervisor_pid):
+        if b"--once" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return child
+    raise LookupError(f"process {supervisor_pid} runs no worker")
 
 
 @dataclass

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
 from bench import faust_floor, model_floor, worker_profile
-from bench.live_pipeline import LivePipeline, rss_mib, send_events
+from bench.live_pipeline import LivePipeline, rss_mib, send_events, worker_process
 from streams.events import BehaviorEvent
 from streams.kafka_clients import aiokafka_config, client_config
 from streams.settings import Settings
@@ -97,7 +97,7 @@ def throughput(args: argparse.Namespace) -> int:
         print(f"{args.workers} worker(s) ready in {run.wait_ready():.0f}s (model and {len(run.items)} item vectors "
               "loaded)", flush=True)
         profile = Path(run.settings.data_dir) / "worker-profile.txt"
-        spy = worker_profile.record(worker_profile.worker_process(run.workers[0].pid), args.profile, profile) \
+        spy = worker_profile.record(worker_process(run.workers[0].pid), args.profile, profile) \
             if args.profile else None
         first, ingested_at = time.perf_counter(), None  # the agents start on the backlog once the catalogue is in
         while True:

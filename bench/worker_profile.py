@@ -1,6 +1,6 @@
 """A sampling profile (py-spy) of a running worker, and where its samples went.
 
-`record` attaches py-spy to the worker process of a `driftrec worker` supervisor for a number of seconds (raw
+`record` attaches py-spy to a worker process (`bench.live_pipeline.worker_process`) for a number of seconds (raw
 folded stacks, every thread, 50 samples a second, without stopping the worker); `summary` reads the stacks: each
 thread's share of the samples it could have taken (those py-spy found it active in), and the project's
 functions with the largest share of samples on their stack.
@@ -18,15 +18,6 @@ RATE_HZ = 50
 PROJECT_PACKAGES = ("streams/", "sinks/", "weighting/", "encoders/")
 ENTRY_POINT = "streams/cli.py"
 """Every worker stack starts in the command line's frames: they say nothing of where the time went."""
-
-
-def worker_process(supervisor_pid: int) -> int:
-    """The pid of the worker that `driftrec worker` (pid `supervisor_pid`) runs: its child `worker --once`."""
-    for task in Path(f"/proc/{supervisor_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"--once" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
-    raise LookupError(f"process {supervisor_pid} runs no worker")
 
 
 def record(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
