@@ -60,10 +60,22 @@ def send_events(
 
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its descendants (`driftrec worker` supervises a child worker, which runs
-    its encoder in a child of its own), whichever of its threads started them."""
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    own = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), 0.0)
-    return own + sum(map(rss_mib, child_pids(pid)))
+    its encoder in a child of its own), whichever of its threads started them. Pages that several of them map (the
+    libraries torch loads in the worker and in its encoder process) count once per process."""
+    return tree_memory_mib(pid, "status", "VmRSS:")
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional memory of a process and its descendants: each page they share is split between the processes
+    that map it, so a shared library counts once in the sum (what the tree costs the machine)."""
+    return tree_memory_mib(pid, "smaps_rollup", "Pss:")
+
+
+def tree_memory_mib(pid: int, proc_file: str, field: str) -> float:
+    """The sum of a /proc/<pid>/`proc_file` `field` (in kB) over a process and its descendants, in MiB."""
+    lines = Path(f"/proc/{pid}/{proc_file}").read_text().splitlines()
+    own = next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field)), 0.0)
+    return own + sum(tree_memory_mib(child, proc_file, field) for child in child_pids(pid))
 
 
 def child_pids(pid: int) -> list[int]:

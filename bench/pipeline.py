@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 
 from bench import faust_floor, model_floor, worker_profile
-from bench.live_pipeline import LivePipeline, rss_mib, send_events, worker_process
+from bench.live_pipeline import LivePipeline, pss_mib, rss_mib, send_events, worker_process
 from streams.events import BehaviorEvent
 from streams.kafka_clients import aiokafka_config, client_config
 from streams.settings import Settings
@@ -116,6 +116,7 @@ def throughput(args: argparse.Namespace) -> int:
         done = now
         ingested_at = ingested_at or done  # a worker restarted meanwhile: its counts began again
         rss = sum(rss_mib(worker.pid) for worker in run.workers)
+        pss = sum(pss_mib(worker.pid) for worker in run.workers)
         if spy is not None:
             spy.wait(timeout=args.profile + 60)
             print(f"py-spy, worker 0, the first {args.profile}s after ready (raw stacks: {profile}):")
@@ -129,7 +130,7 @@ def throughput(args: argparse.Namespace) -> int:
     print(f"pipeline ingest: {ingest_rate:,.0f} events/s, {ingest_rate / bare:.3f}x the bare loop")
     print(f"pipeline end to end (applied and ranked): {end_to_end:,.0f} events/s, "
           f"{end_to_end / bare:.3f}x the bare loop, {end_to_end / ceiling:.2f}x the model floor; "
-          f"{lists} recommendation lists; workers' RSS {rss:.0f} MiB")
+          f"{lists} recommendation lists; workers' RSS {rss:.0f} MiB, PSS {pss:.0f} MiB")
     return 0
 
 

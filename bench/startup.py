@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from bench.live_pipeline import LivePipeline, rss_mib
+from bench.live_pipeline import LivePipeline, pss_mib, rss_mib
 from streams.demo import stop_worker
 from streams.settings import settings_env
 
@@ -30,17 +30,18 @@ def process_floor(pipeline: LivePipeline) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def ready_once(pipeline: LivePipeline) -> tuple[float, float]:
-    """Starts the pipeline's worker, waits until it is ready, and stops it; the seconds and its RSS (MiB)."""
+def ready_once(pipeline: LivePipeline) -> tuple[float, str]:
+    """Starts the pipeline's worker, waits until it is ready, and stops it; the seconds and its memory then."""
     started = time.monotonic()
     pipeline.start()
     try:
         pipeline.wait_ready()
         seconds = time.monotonic() - started
-        rss = rss_mib(pipeline.workers[0].pid)
+        pid = pipeline.workers[0].pid
+        memory = f"RSS {rss_mib(pid):.0f} MiB, PSS {pss_mib(pid):.0f} MiB"
     finally:
         stop_worker(pipeline.workers.pop())
-    return seconds, rss
+    return seconds, memory
 
 
 def main() -> None:
@@ -50,15 +51,15 @@ def main() -> None:
     pipeline = LivePipeline.create("startup", args.items)
     try:
         floor = process_floor(pipeline)
-        cold, cold_rss = ready_once(pipeline)
-        warm, warm_rss = ready_once(pipeline)
+        cold, cold_memory = ready_once(pipeline)
+        warm, warm_memory = ready_once(pipeline)
     finally:
         pipeline.stop()
     print(f"floor (a process importing the worker and loading its encoder): {floor:.1f}s")
     print(f"cold start ({args.items} items encoded): ready in {cold:.1f}s, {cold / floor:.1f}x the floor; "
-          f"RSS {cold_rss:.0f} MiB")
+          f"{cold_memory}")
     print(f"warm start (vectors cached, state on disk): ready in {warm:.1f}s, {warm / floor:.1f}x the floor; "
-          f"RSS {warm_rss:.0f} MiB")
+          f"{warm_memory}")
 
 
 if __name__ == "__main__":
