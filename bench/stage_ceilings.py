@@ -59,7 +59,7 @@ def encoder_ceiling(encoder: SentenceTransformerEncoder, n_texts: int, batch_siz
     in_child = ProcessEncoder(partial(SentenceTransformerEncoder, device=encoder.device, batch_size=batch_size))
     child = best_of(2, lambda: in_child.encode(texts))
     in_child.close()
-    print(f"  the same in a child process (a worker's default, encoder_host=process): {n_texts / child:.0f} "
+    print(f"  the same in a child process (encoder_host=process): {n_texts / child:.0f} "
           f"sentences/s, ratio to bare {bare / child:.2f}x")
     try:
         from encoders.onnx_encoder import OnnxInt8Encoder

@@ -85,8 +85,8 @@ class Settings:
     encoder_device: str = setting("", "torch device for the encoder and scorer (empty: cuda when present, else cpu)")
     encoder_batch_size: int = setting(64, "texts per encoder forward pass")
     encoder_host: str = setting(
-        "process", "process: the encoder runs in a child process of the worker (its own interpreter and GIL); "
-        "thread: in the worker's own process"
+        "thread", "thread: the encoder runs in the worker's own process (one torch in memory); process: in a child "
+        "process of the worker (its own interpreter and GIL, a second torch)"
     )
     encoder_attempts: int = setting(
         4, "tries of a batch's query encoding before its windows with a search are dead-lettered (a window without a "
