@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import Popen
+from typing import Any
 
 import orjson
 
@@ -101,7 +102,7 @@ class LivePipeline:
     workers: list[Popen[bytes]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, name: str, n_items: int, **overrides: object) -> LivePipeline:
+    def create(cls, name: str, n_items: int, **overrides: Any) -> LivePipeline:
         base = Settings.from_env(**overrides)
         if "KAFKA_BOOTSTRAP" not in os.environ:
             base = replace(base, bootstrap=start(LocalBroker()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,10 +60,10 @@ def encoded_windows(events: Sequence[BehaviorEvent], rng: np.random.Generator) -
     ]
 
 
-def run(windows: Sequence[EncodedWindow], batch: int) -> tuple[Counter[str], int]:
+def run(windows: Sequence[EncodedWindow], batch: int) -> tuple[dict[str, float], int]:
     """Seconds per phase over all the windows, and how many lists were ranked."""
     stored: dict[str, bytes] = {}
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     lists = 0
     for start in range(0, len(windows), batch):
         chunk = windows[start : start + batch]

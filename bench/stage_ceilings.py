@@ -123,7 +123,7 @@ def weighting_ceiling(n_items: int, n_events: int, batch: int) -> None:
               for n in range(n_events)]
 
     def learn(size: int) -> float:
-        model, states = OnlineModel(catalogue), {}
+        model, states = OnlineModel(catalogue), dict[str, UserState]()
         started = time.perf_counter()
         for start in range(0, n_events, size):
             states.update(model.learn_and_fold(states, events[start : start + size]).states)
