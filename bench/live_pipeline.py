@@ -61,8 +61,9 @@ def send_events(
 
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its descendants (`driftrec worker` supervises a child worker, which runs
-    its encoder in a child of its own), whichever of its threads started them. Pages that several of them map (the
-    libraries torch loads in the worker and in its encoder process) count once per process."""
+    its encoder in a child of its own with `encoder_host=process`), whichever of its threads started them. Pages
+    that several of them map (the libraries torch loads in the worker and in its encoder process) count once per
+    process."""
     return tree_memory_mib(pid, "status", "VmRSS:")
 
 
